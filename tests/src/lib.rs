@@ -1,1 +1,185 @@
-//! tests
+//! Shared fixtures for Carimbo's integration tests: backends (SoftHSM2 tokens), the
+//! skip-or-fail rule for absent backends, and helpers to run independent verifiers.
+//!
+//! A test that needs a backend calls its fixture; when the backend is absent the
+//! fixture prints a `SKIPPED` notice and returns `None`, unless
+//! `CARIMBO_REQUIRE_BACKENDS=1` (set by `scripts/test.sh`), in which case it panics so
+//! that CI can never skip silently.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// Whether an absent backend must fail the test run instead of skipping.
+pub fn backends_required() -> bool {
+    std::env::var("CARIMBO_REQUIRE_BACKENDS").is_ok_and(|v| v == "1")
+}
+
+/// Prints a skip notice, or panics when backends are required.
+pub fn skip(backend: &str, why: &str) {
+    if backends_required() {
+        panic!("{backend} is required (CARIMBO_REQUIRE_BACKENDS=1) but unavailable: {why}");
+    }
+    eprintln!("SKIPPED ({backend} unavailable: {why}; scripts/test.sh sets it up)");
+}
+
+/// Paths where Debian and other distributions install the SoftHSM2 module.
+const SOFTHSM_MODULES: &[&str] = &[
+    "/usr/lib/softhsm/libsofthsm2.so",
+    "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so",
+    "/usr/local/lib/softhsm/libsofthsm2.so",
+];
+
+/// A SoftHSM2 token made for this test process.
+#[derive(Debug)]
+pub struct SoftHsmToken {
+    /// Path of the SoftHSM2 PKCS#11 module.
+    pub module: PathBuf,
+    /// Token label (unique per test process).
+    pub label: String,
+    /// User PIN.
+    pub pin: String,
+    /// File holding the user PIN (0600).
+    pub pin_file: PathBuf,
+    /// A `carimbo-kms-pkcs11` config file for this token (PIN by file).
+    pub config_file: PathBuf,
+    /// Label shared by two other tokens, to test ambiguous lookups.
+    pub duplicate_label: String,
+    _dir: tempfile::TempDir,
+}
+
+impl SoftHsmToken {
+    /// The config file text for this token with `extra` lines appended.
+    pub fn config_text(&self, extra: &str) -> String {
+        format!(
+            "version = 1\nmodule = {:?}\ntoken-label = {:?}\npin-file = {:?}\n{extra}",
+            self.module, self.label, self.pin_file
+        )
+    }
+}
+
+/// The SoftHSM2 token of this test process, created on first use.
+///
+/// Needs `softhsm2-util`, the module, and `SOFTHSM2_CONF` pointing at a config whose
+/// token directory is writable (the library reads that variable once, at
+/// `C_Initialize`, so the test process cannot set it safely itself).
+pub fn softhsm() -> Option<&'static SoftHsmToken> {
+    static TOKEN: OnceLock<Result<SoftHsmToken, String>> = OnceLock::new();
+    match TOKEN.get_or_init(make_softhsm_token) {
+        Ok(token) => Some(token),
+        Err(why) => {
+            skip("SoftHSM2", why);
+            None
+        }
+    }
+}
+
+fn make_softhsm_token() -> Result<SoftHsmToken, String> {
+    let module = SOFTHSM_MODULES
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())
+        .ok_or("libsofthsm2.so not found (apt-get install softhsm2)")?;
+    let conf = std::env::var("SOFTHSM2_CONF")
+        .map_err(|_| "SOFTHSM2_CONF is not set to a throwaway token directory".to_string())?;
+    if !Path::new(&conf).exists() {
+        return Err(format!("SOFTHSM2_CONF={conf} does not exist"));
+    }
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let suffix = format!("{}-{}", std::process::id(), random_hex(4));
+    let label = format!("carimbo-{suffix}");
+    let duplicate_label = format!("dup-{suffix}");
+    let pin = random_hex(8);
+    for token_label in [&label, &duplicate_label, &duplicate_label] {
+        let output = Command::new("softhsm2-util")
+            .args(["--init-token", "--free", "--label", token_label])
+            .args(["--so-pin", &random_hex(8), "--pin", &pin])
+            .output()
+            .map_err(|e| format!("softhsm2-util: {e}"))?;
+        if !output.status.success() {
+            return Err(format!(
+                "softhsm2-util --init-token failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            ));
+        }
+    }
+    let pin_file = dir.path().join("pin");
+    write_private(&pin_file, pin.as_bytes());
+    let token = SoftHsmToken {
+        module,
+        label,
+        pin,
+        pin_file,
+        config_file: dir.path().join("pkcs11.toml"),
+        duplicate_label,
+        _dir: dir,
+    };
+    let text = token.config_text("");
+    std::fs::write(&token.config_file, text).map_err(|e| e.to_string())?;
+    Ok(token)
+}
+
+/// Writes `bytes` to a new file with mode 0600.
+pub fn write_private(path: &Path, bytes: &[u8]) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    file.write_all(bytes).unwrap();
+}
+
+/// `n` random bytes as hex.
+pub fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes))
+        .unwrap();
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Runs `openssl` with `args`; returns (success, stdout+stderr).
+pub fn openssl(args: &[&str]) -> (bool, String) {
+    let output = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl CLI not found (apt-get install openssl)");
+    let mut text = String::from_utf8_lossy(&output.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&output.stderr));
+    (output.status.success(), text)
+}
+
+/// PEM encoding of a DER public key (`SubjectPublicKeyInfo`).
+pub fn public_key_pem(spki_der: &[u8]) -> String {
+    pem("PUBLIC KEY", spki_der)
+}
+
+/// PEM with `label` around `der`.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] =
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut encoded = String::new();
+    for chunk in der.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                encoded.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                encoded.push('=');
+            }
+        }
+    }
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for line in encoded.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(line).unwrap());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}

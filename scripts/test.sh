@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Carimbo's test command (the README's): installs what the tests need on a Debian
+# machine, sets up throwaway backends, and runs formatting, lints and every test with
+# absent backends turned into failures (CARIMBO_REQUIRE_BACKENDS=1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v openssl >/dev/null || missing+=(openssl)
+command -v softhsm2-util >/dev/null || missing+=(softhsm2)
+if ((${#missing[@]})); then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing: ${missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then
+        echo "installing with sudo: ${missing[*]}"
+        sudo apt-get update -qq
+        sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "error: the tests need these packages: ${missing[*]}" >&2
+        echo "install them (Debian: apt-get install ${missing[*]}) and run again" >&2
+        exit 1
+    fi
+fi
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+# A throwaway SoftHSM2 token directory; each test process creates its own tokens in it.
+mkdir "$work/tokens"
+cat >"$work/softhsm2.conf" <<CONF
+directories.tokendir = $work/tokens
+objectstore.backend = file
+log.level = ERROR
+slots.removable = false
+CONF
+export SOFTHSM2_CONF="$work/softhsm2.conf"
+export CARIMBO_REQUIRE_BACKENDS=1
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo test --workspace --locked

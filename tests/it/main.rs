@@ -1,0 +1,4 @@
+//! Carimbo's integration tests: one binary, one module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+mod pkcs11;
