@@ -407,8 +407,15 @@ impl SigningKey for SoftwareSigningKey {
     }
 }
 
-/// An AES-256-GCM KEK in memory.
-struct SoftwareKek(Zeroizing<[u8; 32]>);
+/// An AES-256-GCM KEK held in process memory (the file provider's KEKs, test vectors).
+pub struct SoftwareKek(Zeroizing<[u8; 32]>);
+
+impl SoftwareKek {
+    /// A KEK with these key bytes.
+    pub fn new(key: Zeroizing<[u8; 32]>) -> Self {
+        Self(key)
+    }
+}
 
 impl fmt::Debug for SoftwareKek {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

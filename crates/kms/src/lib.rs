@@ -39,7 +39,7 @@ pub use audit::{AuditEvent, AuditSink, JsonLinesAuditSink, MemoryAuditSink, Oper
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use context::EncryptionContext;
 pub use error::{Error, Result};
-pub use file_provider::{FileProvider, load_or_create_file_kek};
+pub use file_provider::{FileProvider, SoftwareKek, load_or_create_file_kek};
 pub use fsutil::{
     PendingFile, check_private_file, write_new_private_file, write_private_file_atomically,
 };
