@@ -1,4 +1,7 @@
 //! Carimbo's integration tests: one binary, one module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod cli_kms;
+mod envelope_spec;
+mod kms_conformance;
 mod pkcs11;

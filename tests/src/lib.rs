@@ -161,11 +161,14 @@ pub fn public_key_pem(spki_der: &[u8]) -> String {
 
 /// PEM with `label` around `der`.
 pub fn pem(label: &str, der: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut encoded = String::new();
     for chunk in der.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -182,4 +185,32 @@ pub fn pem(label: &str, der: &[u8]) -> String {
     }
     out.push_str(&format!("-----END {label}-----\n"));
     out
+}
+
+/// Path of the `carimbo` binary built from this workspace (next to the test binary's
+/// `deps/` directory). `scripts/test.sh` builds it before running the tests; when it is
+/// missing, this builds it with cargo once.
+pub fn carimbo_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| {
+            let exe = std::env::current_exe().unwrap();
+            let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+            let binary = profile_dir.join("carimbo");
+            if !binary.exists() {
+                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+                let status = Command::new(cargo)
+                    .args(["build", "-p", "carimbo-cli", "--bin", "carimbo"])
+                    .status()
+                    .unwrap();
+                assert!(status.success(), "cargo build -p carimbo-cli failed");
+            }
+            assert!(
+                binary.exists(),
+                "{} not found: run `cargo build -p carimbo-cli` first",
+                binary.display()
+            );
+            binary
+        })
+        .clone()
 }

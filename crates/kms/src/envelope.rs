@@ -264,12 +264,14 @@ impl WrapBlock {
         })
     }
 
-    /// The associated data of the DEK wrap: a domain tag, the data header, the KEK name
-    /// and version, and the canonical context.
+    /// The associated data of the DEK wrap: a domain tag, the data header, the KEK
+    /// name, version and provider reference, and the canonical context. Every byte of
+    /// the wrap block is thus authenticated, by the AEAD or as its input.
     pub fn aad(
         header: &DataHeader,
         key_name: &str,
         key_version: u32,
+        key_reference: &str,
         context: &EncryptionContext,
     ) -> Vec<u8> {
         let mut aad = Vec::with_capacity(256);
@@ -278,6 +280,8 @@ impl WrapBlock {
         aad.extend_from_slice(&(key_name.len() as u16).to_be_bytes());
         aad.extend_from_slice(key_name.as_bytes());
         aad.extend_from_slice(&key_version.to_be_bytes());
+        aad.extend_from_slice(&(key_reference.len() as u16).to_be_bytes());
+        aad.extend_from_slice(key_reference.as_bytes());
         aad.extend_from_slice(&context.canonical_bytes());
         aad
     }

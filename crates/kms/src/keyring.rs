@@ -125,12 +125,20 @@ impl Keyring {
         })
     }
 
-    fn record_event<T>(
+    async fn record_event<T>(
         &self,
         caller: &Caller,
         subject: Subject<'_>,
         result: Result<T>,
     ) -> Result<T> {
+        // On failure the purpose may not be known yet; look it up for the record.
+        let purpose = match subject.purpose {
+            Some(purpose) => Some(purpose),
+            None => match KeyName::new(subject.name) {
+                Ok(name) => self.purpose_of(&name).await,
+                Err(_) => None,
+            },
+        };
         let outcome = match &result {
             Ok(_) => Outcome::Success,
             Err(error) => Outcome::Failure(error.to_string()),
@@ -142,7 +150,7 @@ impl Keyring {
             operation: subject.operation,
             key_name: subject.name.to_owned(),
             key_version: subject.version,
-            purpose: subject.purpose,
+            purpose,
             context_digest: subject.context.map(|c| hex::encode(c.digest())),
             outcome,
         };
@@ -214,7 +222,7 @@ impl Keyring {
             Ok(record)
         }
         .await;
-        self.record_event(caller, subject, result)
+        self.record_event(caller, subject, result).await
     }
 
     async fn generate_version(
@@ -290,6 +298,7 @@ impl Keyring {
             context: None,
         };
         self.record_event(caller, subject, result.map(|(version, _)| version))
+            .await
     }
 
     /// Phase two of a rotation: makes `version` (enabled) the primary.
@@ -408,7 +417,7 @@ impl Keyring {
             purpose: result.as_ref().ok().copied(),
             ..subject
         };
-        self.record_event(caller, subject, result.map(|_| ()))
+        self.record_event(caller, subject, result.map(|_| ())).await
     }
 
     fn forget(&self, reference: &KeyReference) {
@@ -440,7 +449,7 @@ impl Keyring {
             version: Some(version),
             context: None,
         };
-        self.record_event(caller, subject, result.map(|_| ()))
+        self.record_event(caller, subject, result.map(|_| ())).await
     }
 
     /// Opens the signing key of `version` (default: primary) of `name`, checking that the
@@ -502,15 +511,14 @@ impl Keyring {
             Ok((version, key.sign(message).await?))
         }
         .await;
-        let purpose = self.purpose_of(name).await;
         let subject = Subject {
             operation: Operation::Sign,
             name: name.as_str(),
-            purpose,
+            purpose: None,
             version: result.as_ref().ok().map(|(v, _)| *v),
             context: None,
         };
-        self.record_event(caller, subject, result)
+        self.record_event(caller, subject, result).await
     }
 
     async fn purpose_of(&self, name: &KeyName) -> Option<Purpose> {
@@ -580,6 +588,7 @@ impl Keyring {
             context: None,
         };
         self.record_event(caller, subject, result.map(|(v, _)| v))
+            .await
     }
 
     async fn kek(&self, record: &KeyRecord, version: u32) -> Result<Arc<dyn KeyEncryptionKey>> {
@@ -628,6 +637,7 @@ impl Keyring {
             context: Some(context),
         };
         self.record_event(caller, subject, result.map(|(sealed, _)| sealed))
+            .await
     }
 
     async fn wrap(
@@ -639,12 +649,13 @@ impl Keyring {
         data: &DataHeader,
         context: &EncryptionContext,
     ) -> Result<WrapBlock> {
-        let aad = WrapBlock::aad(data, record.name.as_str(), version, context);
+        let key_reference = record.version(version)?.reference.to_string();
+        let aad = WrapBlock::aad(data, record.name.as_str(), version, &key_reference, context);
         let wrapped = kek.wrap(dek, &aad).await?;
         Ok(WrapBlock {
             key_name: record.name.to_string(),
             key_version: version,
-            key_reference: record.version(version)?.reference.to_string(),
+            key_reference,
             wrapped,
         })
     }
@@ -659,7 +670,13 @@ impl Keyring {
         let record = self.require(&name).await?;
         let version = headers.wrap.key_version;
         let kek = self.kek(&record, version).await?;
-        let aad = WrapBlock::aad(&headers.data, name.as_str(), version, context);
+        let aad = WrapBlock::aad(
+            &headers.data,
+            name.as_str(),
+            version,
+            &headers.wrap.key_reference,
+            context,
+        );
         let dek = kek.unwrap(&headers.wrap.wrapped, &aad).await?;
         headers.data.check_key(&dek)?;
         Ok((
@@ -687,6 +704,7 @@ impl Keyring {
             context: Some(context),
         };
         self.record_event(caller, subject, result.map(|(_, opened)| opened))
+            .await
     }
 
     /// Replaces the wrap block of an envelope with one under the KEK's current primary
@@ -730,6 +748,7 @@ impl Keyring {
             context: Some(context),
         };
         self.record_event(caller, subject, result.map(|(h, _)| h))
+            .await
     }
 
     async fn hmac_key(
@@ -769,6 +788,7 @@ impl Keyring {
             context: None,
         };
         self.record_event(caller, subject, result.map(|(v, tag, _)| (v, tag)))
+            .await
     }
 
     /// Checks `tag` over `message` with `version` of `name` (constant-time compare).
@@ -793,6 +813,6 @@ impl Keyring {
             version: Some(version),
             context: None,
         };
-        self.record_event(caller, subject, result.map(|_| ()))
+        self.record_event(caller, subject, result.map(|_| ())).await
     }
 }

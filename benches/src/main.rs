@@ -1,0 +1,508 @@
+//! `carimbo-bench`: measures what `docs/benchmarks.md` reports, each figure next to a
+//! baseline measured in the same run.
+//!
+//! ```text
+//! carimbo-bench [--seconds N] [--pkcs11-config FILE]   markdown tables on stdout
+//! carimbo-bench raw-softhsm --pkcs11-config FILE --seconds N --threads T
+//!                                                      (internal: raw C_Sign baseline,
+//!                                                       in its own process)
+//! ```
+//!
+//! Figures: signatures/s per provider and algorithm on 1 and 2 threads next to
+//! `openssl speed` and raw SoftHSM2 `C_Sign`; envelope encrypt/decrypt throughput for
+//! 1 MiB in memory and 1 GiB streamed, next to raw AES-256-GCM; peak RSS of the 1 GiB
+//! streaming encrypt. The end-to-end 1 GiB file round trips through the `carimbo` CLI
+//! are timed by `scripts/bench.sh`.
+#![allow(clippy::print_stdout)]
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use carimbo_kms::envelope::{self, DataHeader};
+use carimbo_kms::{
+    DataEncryptionKey, EncryptionContext, FileProvider, GenerateRequest, KeyAlgorithm, KeyName,
+    KeyProvider, Purpose, SignatureAlgorithm, SigningKey, load_or_create_file_kek,
+};
+use carimbo_kms_pkcs11::{Pkcs11Config, Pkcs11Provider};
+
+type BenchResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+struct Options {
+    seconds: f64,
+    pkcs11_config: Option<PathBuf>,
+    threads: usize,
+}
+
+fn parse_options(args: &[String]) -> BenchResult<Options> {
+    let mut options = Options {
+        seconds: 3.0,
+        pkcs11_config: None,
+        threads: 1,
+    };
+    let mut iter = args.iter();
+    while let Some(arg) = iter.next() {
+        let mut value = || iter.next().ok_or(format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--seconds" => options.seconds = value()?.parse()?,
+            "--pkcs11-config" => options.pkcs11_config = Some(PathBuf::from(value()?)),
+            "--threads" => options.threads = value()?.parse()?,
+            other => return Err(format!("unknown argument {other}").into()),
+        }
+    }
+    Ok(options)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("raw-softhsm") => parse_options(&args[1..]).and_then(|o| raw_softhsm(&o)),
+        _ => parse_options(&args).and_then(|o| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?
+                .block_on(run(o))
+        }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(options: Options) -> BenchResult {
+    let dir = std::env::temp_dir().join(format!("carimbo-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let kek = load_or_create_file_kek(&dir.join("file-kek"))?;
+    let file: Arc<dyn KeyProvider> = Arc::new(FileProvider::new(dir.join("keys"), kek)?);
+    let pkcs11: Option<Arc<dyn KeyProvider>> = match &options.pkcs11_config {
+        Some(path) => Some(Arc::new(
+            Pkcs11Provider::open(&Pkcs11Config::from_file(path)?).await?,
+        )),
+        None => None,
+    };
+
+    println!("### Signatures per second\n");
+    println!(
+        "Each cell: signatures/s with 1 task | 2 concurrent tasks ({}s each).\n",
+        options.seconds
+    );
+    let algorithms = [
+        (
+            "ECDSA P-256",
+            SignatureAlgorithm::EcdsaP256Sha256,
+            "ecdsap256",
+        ),
+        (
+            "ECDSA P-384",
+            SignatureAlgorithm::EcdsaP384Sha384,
+            "ecdsap384",
+        ),
+        ("Ed25519", SignatureAlgorithm::Ed25519, "ed25519"),
+        (
+            "RSA-3072 PKCS#1",
+            "rsa-3072-pkcs1-sha256".parse()?,
+            "rsa3072",
+        ),
+        ("RSA-4096 PSS", "rsa-4096-pss-sha256".parse()?, "rsa4096"),
+    ];
+    println!(
+        "| algorithm | `openssl speed` (1 \\| 2 proc) | file provider (aws-lc-rs) | PKCS#11 provider (SoftHSM2, pool) |"
+    );
+    println!("|---|---|---|---|");
+    for (label, algorithm, openssl_name) in algorithms {
+        let openssl_one = openssl_speed(openssl_name, 1, options.seconds)?;
+        let openssl_two = openssl_speed(openssl_name, 2, options.seconds)?;
+        let file_rates = sign_rates(file.as_ref(), algorithm, options.seconds).await?;
+        let pkcs11_rates = match &pkcs11 {
+            Some(provider) => match sign_rates(provider.as_ref(), algorithm, options.seconds).await
+            {
+                Ok((one, two)) => format!("{one:.0} \\| {two:.0}"),
+                Err(error) => format!("n/a ({error})"),
+            },
+            None => "not measured".into(),
+        };
+        println!(
+            "| {label} | {openssl_one:.0} \\| {openssl_two:.0} | {:.0} \\| {:.0} | {pkcs11_rates} |",
+            file_rates.0, file_rates.1
+        );
+    }
+    if let Some(path) = &options.pkcs11_config {
+        let mut cells = Vec::new();
+        for threads in [1, 2] {
+            let output = Command::new(std::env::current_exe()?)
+                .args(["raw-softhsm", "--pkcs11-config"])
+                .arg(path)
+                .args([
+                    "--seconds",
+                    &options.seconds.to_string(),
+                    "--threads",
+                    &threads.to_string(),
+                ])
+                .output()?;
+            if !output.status.success() {
+                return Err(
+                    format!("raw-softhsm: {}", String::from_utf8_lossy(&output.stderr)).into(),
+                );
+            }
+            cells.push(String::from_utf8_lossy(&output.stdout).trim().to_owned());
+        }
+        println!(
+            "\nBaseline, raw SoftHSM2 `C_Sign` (CKM_ECDSA, P-256, host-side SHA-256, one session per thread, no pool, no async): {} (1 thread) | {} (2 threads) signatures/s.",
+            cells[0], cells[1]
+        );
+    }
+
+    println!("\n### Envelope throughput\n");
+    let context = EncryptionContext::from_pairs(["bench=1"])?;
+    let raw = raw_aes_gcm(1 << 20, options.seconds)?;
+    let (encrypt_mib, decrypt_mib) = envelope_in_memory(&context, 1 << 20, options.seconds)?;
+    let (encrypt_gib, decrypt_gib, peak) = envelope_streamed(&context, 1 << 30)?;
+    println!("| measurement | MB/s (one core) |");
+    println!("|---|---|");
+    println!(
+        "| raw AES-256-GCM, aws-lc-rs, 64 KiB chunks of a 1 MiB buffer (baseline) | {raw:.0} |"
+    );
+    println!("| envelope encrypt, 1 MiB in memory | {encrypt_mib:.0} |");
+    println!("| envelope decrypt, 1 MiB in memory | {decrypt_mib:.0} |");
+    println!(
+        "| envelope encrypt, 1 GiB streamed (generated input, discarded output) | {encrypt_gib:.0} |"
+    );
+    println!("| envelope decrypt, 1 GiB streamed (from the encrypted stream) | {decrypt_gib:.0} |");
+    println!(
+        "\nPeak resident memory of this process after the 1 GiB streams: {:.1} MiB.",
+        peak as f64 / 1024.0
+    );
+    std::fs::remove_dir_all(&dir)?;
+    Ok(())
+}
+
+/// Signatures/s on 1 task and on 2 concurrent tasks.
+async fn sign_rates(
+    provider: &dyn KeyProvider,
+    algorithm: SignatureAlgorithm,
+    seconds: f64,
+) -> BenchResult<(f64, f64)> {
+    static KEYS: AtomicU64 = AtomicU64::new(0);
+    let name = KeyName::new(&format!(
+        "bench-sign/bench/k{}-{}",
+        std::process::id(),
+        KEYS.fetch_add(1, Ordering::Relaxed)
+    ))?;
+    let generated = provider
+        .generate(&GenerateRequest {
+            name: &name,
+            version: 1,
+            purpose: Purpose::Sign,
+            algorithm: KeyAlgorithm::Signature(algorithm),
+        })
+        .await?;
+    let key = provider
+        .signing_key(&generated.reference, algorithm)
+        .await?;
+    let one = sign_loop(key.clone(), 1, seconds).await?;
+    let two = sign_loop(key, 2, seconds).await?;
+    provider.destroy(&generated.reference).await?;
+    Ok((one, two))
+}
+
+async fn sign_loop(key: Arc<dyn SigningKey>, tasks: usize, seconds: f64) -> BenchResult<f64> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let message = [0x5au8; 64];
+    let mut handles = Vec::new();
+    let start = Instant::now();
+    for _ in 0..tasks {
+        let (key, stop, count) = (key.clone(), stop.clone(), count.clone());
+        handles.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                key.sign(&message).await?;
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok::<_, carimbo_kms::Error>(())
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    for handle in handles {
+        handle.await??;
+    }
+    Ok(count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64())
+}
+
+/// `openssl speed` sign/s for `algorithm` with `processes` processes.
+fn openssl_speed(algorithm: &str, processes: usize, seconds: f64) -> BenchResult<f64> {
+    let mut command = Command::new("openssl");
+    command.args(["speed", "-seconds", &format!("{}", seconds.ceil() as u64)]);
+    if processes > 1 {
+        command.args(["-multi", &processes.to_string()]);
+    }
+    let output = command.arg(algorithm).output()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // The last table row holds the figures; sign/s is the first of the two numbers
+    // after the two timing columns.
+    let row = text
+        .lines()
+        .rev()
+        .find(|line| line.contains("bits") || line.starts_with("rsa"))
+        .ok_or("no result line from openssl speed")?;
+    let numbers: Vec<f64> = row
+        .split_whitespace()
+        .filter_map(|word| word.trim_end_matches('s').parse().ok())
+        .collect();
+    // Columns: [bits, sign time, verify time, sign/s, verify/s] (time columns end in 's').
+    numbers
+        .get(numbers.len().wrapping_sub(2))
+        .copied()
+        .ok_or_else(|| format!("cannot parse openssl speed output: {row}").into())
+}
+
+fn raw_aes_gcm(size: usize, seconds: f64) -> BenchResult<f64> {
+    use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7u8; 32]).map_err(|_| "aes key")?);
+    let mut buffer = vec![0u8; size];
+    let mut bytes = 0u64;
+    let mut counter = 0u64;
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < seconds {
+        for chunk in buffer.chunks_mut(64 * 1024) {
+            let mut nonce = [0u8; 12];
+            nonce[4..].copy_from_slice(&counter.to_be_bytes());
+            counter += 1;
+            key.seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&[0u8; 106]),
+                chunk,
+            )
+            .map_err(|_| "seal")?;
+        }
+        bytes += size as u64;
+    }
+    Ok(bytes as f64 / start.elapsed().as_secs_f64() / 1e6)
+}
+
+fn envelope_in_memory(
+    context: &EncryptionContext,
+    size: usize,
+    seconds: f64,
+) -> BenchResult<(f64, f64)> {
+    let dek = DataEncryptionKey::generate()?;
+    let header = DataHeader::new(&dek, context, envelope::DEFAULT_SEGMENT_SIZE)?;
+    let plaintext = vec![0x42u8; size];
+    let mut sealed = Vec::with_capacity(size + size / 1024);
+    let mut opened = Vec::with_capacity(size);
+    let (mut encrypted, mut decrypted) = (0u64, 0u64);
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < seconds {
+        sealed.clear();
+        envelope::encrypt_segments(&dek, &header, &mut &plaintext[..], &mut sealed)?;
+        encrypted += size as u64;
+    }
+    let encrypt_rate = encrypted as f64 / start.elapsed().as_secs_f64() / 1e6;
+    let start = Instant::now();
+    while start.elapsed().as_secs_f64() < seconds {
+        opened.clear();
+        envelope::decrypt_segments(&dek, &header, &mut &sealed[..], &mut opened)?;
+        decrypted += size as u64;
+    }
+    if opened != plaintext {
+        return Err("round trip mismatch".into());
+    }
+    Ok((
+        encrypt_rate,
+        decrypted as f64 / start.elapsed().as_secs_f64() / 1e6,
+    ))
+}
+
+/// Streams `size` bytes through encrypt (into a pipe-like hand-off of the ciphertext to
+/// a decrypting thread) and reports both rates and peak RSS.
+fn envelope_streamed(context: &EncryptionContext, size: u64) -> BenchResult<(f64, f64, u64)> {
+    let dek = DataEncryptionKey::generate()?;
+    let header = DataHeader::new(&dek, context, envelope::DEFAULT_SEGMENT_SIZE)?;
+    let mut input = std::io::repeat(0x42).take(size);
+    let mut counter = CountingSink(0);
+    let start = Instant::now();
+    envelope::encrypt_segments(&dek, &header, &mut input, &mut counter)?;
+    let encrypt_rate = size as f64 / start.elapsed().as_secs_f64() / 1e6;
+    // Decrypt a re-generated ciphertext stream without storing it: encrypt in one
+    // thread into a bounded channel, decrypt in this one.
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
+    let producer_dek = dek.clone();
+    let producer_header = header.clone();
+    let producer = std::thread::spawn(move || {
+        let mut writer = ChannelWriter(sender);
+        let mut input = std::io::repeat(0x42).take(size);
+        envelope::encrypt_segments(&producer_dek, &producer_header, &mut input, &mut writer)
+    });
+    let mut reader = ChannelReader {
+        receiver,
+        buffer: Vec::new(),
+        position: 0,
+    };
+    let mut sink = CountingSink(0);
+    let start = Instant::now();
+    envelope::decrypt_segments(&dek, &header, &mut reader, &mut sink)?;
+    let decrypt_rate = size as f64 / start.elapsed().as_secs_f64() / 1e6;
+    producer
+        .join()
+        .map_err(|_| "encrypting thread panicked")??;
+    if sink.0 != size {
+        return Err("streamed round trip lost bytes".into());
+    }
+    Ok((encrypt_rate, decrypt_rate, peak_rss_kib()?))
+}
+
+struct CountingSink(u64);
+
+impl Write for CountingSink {
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        self.0 += buffer.len() as u64;
+        Ok(buffer.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct ChannelWriter(std::sync::mpsc::SyncSender<Vec<u8>>);
+
+impl Write for ChannelWriter {
+    fn write(&mut self, buffer: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .send(buffer.to_vec())
+            .map_err(|_| std::io::Error::other("reader gone"))?;
+        Ok(buffer.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct ChannelReader {
+    receiver: std::sync::mpsc::Receiver<Vec<u8>>,
+    buffer: Vec<u8>,
+    position: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        if self.position == self.buffer.len() {
+            match self.receiver.recv() {
+                Ok(next) => {
+                    self.buffer = next;
+                    self.position = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = out.len().min(self.buffer.len() - self.position);
+        out[..n].copy_from_slice(&self.buffer[self.position..self.position + n]);
+        self.position += n;
+        Ok(n)
+    }
+}
+
+/// Peak resident set size of this process (VmHWM), in KiB.
+fn peak_rss_kib() -> BenchResult<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .ok_or("no VmHWM in /proc/self/status")?;
+    Ok(line
+        .split_whitespace()
+        .nth(1)
+        .ok_or("bad VmHWM line")?
+        .parse()?)
+}
+
+/// Raw `C_Sign` loop on SoftHSM2 through cryptoki, without the provider: the baseline
+/// for the provider's pool. Prints signatures/s.
+fn raw_softhsm(options: &Options) -> BenchResult {
+    use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
+    use cryptoki::mechanism::Mechanism;
+    use cryptoki::object::Attribute;
+    use cryptoki::session::UserType;
+    use cryptoki::types::AuthPin;
+
+    let path = options
+        .pkcs11_config
+        .as_ref()
+        .ok_or("--pkcs11-config is required")?;
+    let config = Pkcs11Config::from_file(path)?;
+    let pin = match &config.pin {
+        carimbo_kms_pkcs11::PinSource::File(file) => {
+            std::fs::read_to_string(file)?.trim_end().to_owned()
+        }
+        carimbo_kms_pkcs11::PinSource::Env(name) => std::env::var(name)?,
+        _ => return Err("unknown PIN source".into()),
+    };
+    let pkcs11 = Pkcs11::new(&config.module)?;
+    pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;
+    let slot = pkcs11
+        .get_slots_with_token()?
+        .into_iter()
+        .find(|slot| {
+            pkcs11
+                .get_token_info(*slot)
+                .is_ok_and(|info| info.label().trim_end() == config.token_label)
+        })
+        .ok_or("token not found")?;
+    let session = pkcs11.open_rw_session(slot)?;
+    session.login(UserType::User, Some(&AuthPin::new(pin.into())))?;
+    let p256 = vec![0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07];
+    let (_, private) = session.generate_key_pair(
+        &Mechanism::EccKeyPairGen,
+        &[
+            Attribute::Token(false),
+            Attribute::EcParams(p256),
+            Attribute::Verify(true),
+        ],
+        &[
+            Attribute::Token(false),
+            Attribute::Private(true),
+            Attribute::Sensitive(true),
+            Attribute::Sign(true),
+        ],
+    )?;
+    // `session` stays open until the end: session objects die with their session.
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let pkcs11 = Arc::new(pkcs11);
+    let start = Instant::now();
+    let mut threads = Vec::new();
+    // A session object is visible to every session of the application that made it.
+    for _ in 0..options.threads {
+        let (pkcs11, stop, count) = (pkcs11.clone(), stop.clone(), count.clone());
+        threads.push(std::thread::spawn(
+            move || -> Result<(), cryptoki::error::Error> {
+                let session = pkcs11.open_ro_session(slot)?;
+                let message = [0x5au8; 64];
+                while !stop.load(Ordering::Relaxed) {
+                    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &message);
+                    session.sign(&Mechanism::Ecdsa, private, digest.as_ref())?;
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(())
+            },
+        ));
+    }
+    std::thread::sleep(Duration::from_secs_f64(options.seconds));
+    stop.store(true, Ordering::Relaxed);
+    for thread in threads {
+        thread.join().map_err(|_| "signing thread panicked")??;
+    }
+    println!(
+        "{:.0}",
+        count.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+    );
+    drop(session);
+    Ok(())
+}
