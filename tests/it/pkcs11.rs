@@ -731,3 +731,41 @@ async fn concurrent_signing_through_the_pool() {
         count as f64 / elapsed.as_secs_f64()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_one_session_pool_queues_callers() {
+    let Some(token) = softhsm() else { return };
+    let pin_line = format!("pin-file = {:?}", token.pin_file);
+    let text = config_text(
+        token,
+        &token.label,
+        &pin_line,
+        "sessions = 1\ntimeout-seconds = 30\n",
+    );
+    let provider = open_text(&text).await.unwrap();
+    let algorithm = SignatureAlgorithm::Ed25519;
+    let generated = generate(&provider, Purpose::Sign, KeyAlgorithm::Signature(algorithm)).await;
+    let key = provider
+        .signing_key(&generated.reference, algorithm)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for task in 0..4 {
+        let key = Arc::clone(&key);
+        tasks.spawn(async move {
+            for n in 0..25 {
+                let message = format!("queued {task} {n}").into_bytes();
+                let signature = key.sign(&message).await.unwrap();
+                verify_signature(algorithm, key.public_key_der(), &message, &signature).unwrap();
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    eprintln!(
+        "100 Ed25519 signatures through a one-session pool in {:?}",
+        started.elapsed()
+    );
+}
