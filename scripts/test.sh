@@ -24,6 +24,24 @@ if ((${#missing[@]})); then
     fi
 fi
 
+# A Python with the `cryptography` package runs the independent decoder of the envelope
+# format: the one on PATH if it has it (or can pip-install it), else Debian's.
+python=python3
+if ! { command -v python3 >/dev/null && python3 -c 'import cryptography' 2>/dev/null; }; then
+    if command -v python3 >/dev/null && python3 -m pip install --quiet cryptography 2>/dev/null; then
+        :
+    elif [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "installing: python3-cryptography"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-cryptography >/dev/null ||
+            { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-cryptography >/dev/null; }
+        python=/usr/bin/python3
+    else
+        echo "error: the tests need python3 with the cryptography package (pip install cryptography, or apt-get install python3-cryptography)" >&2
+        exit 1
+    fi
+fi
+export CARIMBO_PYTHON=$python
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -276,12 +276,13 @@ fn raw_aes_gcm(size: usize, seconds: f64) -> BenchResult<f64> {
             let mut nonce = [0u8; 12];
             nonce[4..].copy_from_slice(&counter.to_be_bytes());
             counter += 1;
-            key.seal_in_place_separate_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(&[0u8; 106]),
-                chunk,
-            )
-            .map_err(|_| "seal")?;
+            let _tag = key
+                .seal_in_place_separate_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(&[0u8; 106]),
+                    chunk,
+                )
+                .map_err(|_| "seal")?;
         }
         bytes += size as u64;
     }
@@ -442,7 +443,6 @@ fn raw_softhsm(options: &Options) -> BenchResult {
             std::fs::read_to_string(file)?.trim_end().to_owned()
         }
         carimbo_kms_pkcs11::PinSource::Env(name) => std::env::var(name)?,
-        _ => return Err("unknown PIN source".into()),
     };
     let pkcs11 = Pkcs11::new(&config.module)?;
     pkcs11.initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))?;

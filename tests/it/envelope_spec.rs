@@ -93,7 +93,8 @@ fn python_open(
     context: &EncryptionContext,
     sealed: &[u8],
 ) -> Option<Result<Vec<u8>, String>> {
-    let probe = Command::new("python3")
+    let python = std::env::var("CARIMBO_PYTHON").unwrap_or_else(|_| "python3".into());
+    let probe = Command::new(&python)
         .args(["-c", "import cryptography"])
         .output();
     if !probe.is_ok_and(|o| o.status.success()) {
@@ -106,7 +107,7 @@ fn python_open(
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("envelope");
     std::fs::write(&path, sealed).unwrap();
-    let output = Command::new("python3")
+    let output = Command::new(&python)
         .arg(workspace_file("tools/envelope_v1.py"))
         .arg(kek_hex)
         .arg(&path)

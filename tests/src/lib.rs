@@ -187,27 +187,30 @@ pub fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// Path of the `carimbo` binary built from this workspace (next to the test binary's
-/// `deps/` directory). `scripts/test.sh` builds it before running the tests; when it is
-/// missing, this builds it with cargo once.
+/// Path of the `carimbo` binary built from this workspace, next to the test binary's
+/// `deps/` directory. The first call runs `cargo build -p carimbo-cli` (a no-op when it
+/// is up to date) so tests never run a stale binary.
 pub fn carimbo_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
         .get_or_init(|| {
             let exe = std::env::current_exe().unwrap();
             let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-            let binary = profile_dir.join("carimbo");
-            if !binary.exists() {
-                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-                let status = Command::new(cargo)
-                    .args(["build", "-p", "carimbo-cli", "--bin", "carimbo"])
-                    .status()
-                    .unwrap();
-                assert!(status.success(), "cargo build -p carimbo-cli failed");
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = Command::new(cargo);
+            build.args(["build", "--quiet", "-p", "carimbo-cli", "--bin", "carimbo"]);
+            if profile_dir
+                .file_name()
+                .is_some_and(|name| name == "release")
+            {
+                build.arg("--release");
             }
+            let status = build.status().unwrap();
+            assert!(status.success(), "cargo build -p carimbo-cli failed");
+            let binary = profile_dir.join("carimbo");
             assert!(
                 binary.exists(),
-                "{} not found: run `cargo build -p carimbo-cli` first",
+                "{} not found after cargo build",
                 binary.display()
             );
             binary

@@ -108,7 +108,7 @@ pub fn unwrap_octet_string(bytes: &[u8]) -> Vec<u8> {
 /// Converts a raw ECDSA signature `r‖s` (each half `field_len` bytes) to DER
 /// `ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }`.
 pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>> {
-    if raw.is_empty() || raw.len() % 2 != 0 || raw.len() > 132 {
+    if raw.is_empty() || !raw.len().is_multiple_of(2) || raw.len() > 132 {
         return Err(Error::Crypto(format!(
             "raw ECDSA signature of {} bytes is not r||s",
             raw.len()

@@ -517,7 +517,7 @@ pub fn decrypt_segments(
 /// Length of the ciphertext that `plaintext_len` bytes become with `segment_size`.
 pub fn sealed_len(plaintext_len: u64, segment_size: u32) -> u64 {
     let segments = plaintext_len / u64::from(segment_size) + 1;
-    let exact = plaintext_len % u64::from(segment_size) == 0 && plaintext_len > 0;
+    let exact = plaintext_len.is_multiple_of(u64::from(segment_size)) && plaintext_len > 0;
     let segments = if exact { segments - 1 } else { segments };
     plaintext_len + segments * TAG_LEN as u64
 }

@@ -42,13 +42,13 @@ pub fn verify_signature(
             "public key is not a {algorithm} key"
         )));
     }
-    if let SignatureAlgorithm::Rsa { modulus, .. } = algorithm {
-        if info.rsa_modulus_bits() != Some(modulus.bits() as usize) {
-            return Err(Error::Malformed(format!(
-                "RSA public key is not {} bits",
-                modulus.bits()
-            )));
-        }
+    if let SignatureAlgorithm::Rsa { modulus, .. } = algorithm
+        && info.rsa_modulus_bits() != Some(modulus.bits() as usize)
+    {
+        return Err(Error::Malformed(format!(
+            "RSA public key is not {} bits",
+            modulus.bits()
+        )));
     }
     aws_lc_rs::signature::UnparsedPublicKey::new(algorithm.verification(), info.key)
         .verify(message, signature)
