@@ -6,3 +6,4 @@ mod config_examples;
 mod envelope_spec;
 mod kms_conformance;
 mod pkcs11;
+mod pkcs11_admin;

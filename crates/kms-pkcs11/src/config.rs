@@ -285,12 +285,18 @@ fn toml_message(error: &toml::de::Error, text: &str) -> String {
     }
 }
 
-/// A user PIN in memory: zeroized on drop, redacted in `Debug`, never logged.
-pub(crate) struct Pin(Zeroizing<String>);
+/// A PIN (user or security officer) in memory: zeroized on drop, redacted in `Debug`,
+/// never logged and never part of an error message.
+pub struct Pin(Zeroizing<String>);
 
 impl Pin {
-    /// The PIN, to hand to `C_Login`.
-    pub(crate) fn expose(&self) -> &str {
+    /// Wraps `text` as a PIN; the string is zeroized when the PIN is dropped.
+    pub fn new(text: String) -> Self {
+        Self(Zeroizing::new(text))
+    }
+
+    /// The PIN, to hand to `C_Login` (or to split among officers). Do not log it.
+    pub fn expose(&self) -> &str {
         &self.0
     }
 }

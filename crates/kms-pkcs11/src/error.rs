@@ -159,6 +159,86 @@ pub enum Pkcs11Error {
         #[source]
         source: CryptokiError,
     },
+    /// The token chosen for initialisation is already initialised. `C_InitToken` on it
+    /// would erase every key it holds, so it is refused.
+    #[error(
+        "token '{label}' (serial {serial}) is already initialised; refusing C_InitToken, which would erase it"
+    )]
+    TokenAlreadyInitialized {
+        /// The token's current label.
+        label: String,
+        /// The token's serial number.
+        serial: String,
+    },
+    /// No present token fits the selector given for initialisation.
+    #[error("no token to initialise in {}: {wanted}", module.display())]
+    NoTokenToInitialize {
+        /// What was asked for (serial, or the first uninitialised token).
+        wanted: String,
+        /// The module searched.
+        module: PathBuf,
+    },
+    /// The token refused the security officer PIN (`CKR_PIN_INCORRECT`).
+    #[error("wrong security officer PIN for token '{token}' (CKR_PIN_INCORRECT)")]
+    WrongSoPin {
+        /// Token label.
+        token: String,
+    },
+    /// An object with the label already exists on the token; ceremony keys need a
+    /// label of their own.
+    #[error("label '{label}' is already in use on token '{token}'")]
+    LabelInUse {
+        /// The label asked for.
+        label: String,
+        /// Token label.
+        token: String,
+    },
+    /// Several key objects carry the label looked for.
+    #[error("{count} key objects are labelled '{label}' on token '{token}'")]
+    AmbiguousLabel {
+        /// The label looked for.
+        label: String,
+        /// Token label.
+        token: String,
+        /// How many private or secret key objects carry it.
+        count: usize,
+    },
+    /// The token cannot make or restore wrapped backups (mechanism missing, or it
+    /// refused an operation the backup needs).
+    #[error("token '{token}' cannot back up keys by wrapping: {reason}")]
+    BackupUnsupported {
+        /// Token label.
+        token: String,
+        /// What is missing or was refused, with the PKCS#11 function and code.
+        reason: String,
+    },
+    /// A key that may not be backed up: generated non-extractable
+    /// ([`crate::BackupPolicy::None`]), or extractable without the trusted-wrapping
+    /// restriction.
+    #[error("key {reference} cannot be backed up: {reason}")]
+    NotBackupable {
+        /// The key reference.
+        reference: String,
+        /// Why.
+        reason: String,
+    },
+    /// The backup wrapping key is missing or not what a backup wrapping key must be
+    /// (a trusted, sensitive, non-extractable AES key).
+    #[error("backup wrapping key '{label}' on token '{token}': {reason}")]
+    WrappingKey {
+        /// The wrapping key's label.
+        label: String,
+        /// Token label.
+        token: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The token has no random number generator (`CKF_RNG` is not set).
+    #[error("token '{token}' has no random number generator")]
+    NoRandomGenerator {
+        /// Token label.
+        token: String,
+    },
     /// Something outside PKCS#11 failed (random generator, a worker thread).
     #[error("{0}")]
     Other(String),
@@ -271,7 +351,17 @@ fn function_name(function: Function) -> Option<&'static str> {
     Some(match function {
         Function::Initialize => "C_Initialize",
         Function::GetSlotList => "C_GetSlotList",
+        Function::GetSlotInfo => "C_GetSlotInfo",
         Function::GetTokenInfo => "C_GetTokenInfo",
+        Function::InitToken => "C_InitToken",
+        Function::InitPIN => "C_InitPIN",
+        Function::Logout => "C_Logout",
+        Function::CreateObject => "C_CreateObject",
+        Function::SetAttributeValue => "C_SetAttributeValue",
+        Function::WrapKey => "C_WrapKey",
+        Function::UnwrapKey => "C_UnwrapKey",
+        Function::GenerateRandom => "C_GenerateRandom",
+        Function::CloseSession => "C_CloseSession",
         Function::GetMechanismList => "C_GetMechanismList",
         Function::OpenSession => "C_OpenSession",
         Function::GetSessionInfo => "C_GetSessionInfo",

@@ -15,10 +15,19 @@
 //!   is read back, checked, and a test signature verified before a key is handed out.
 //!   ECDSA is hashed on the host and signed with `CKM_ECDSA`; KEKs wrap with
 //!   `CKM_AES_GCM` under a host-generated nonce and mandatory associated data.
+//! - For the offline CA ceremony: [`list_slots`] and [`initialize_token`] (which refuses
+//!   an initialised token), keys with a chosen label
+//!   ([`Pkcs11Provider::generate_labeled`]), the token's random generator, and backup
+//!   by trusted wrapping: a [`BackupPolicy::WrapWithTrusted`] key leaves the token only
+//!   wrapped by an AES key the token's security officer marked trusted
+//!   ([`Pkcs11Provider::wrap_for_backup`], [`Pkcs11Provider::restore_from_backup`]).
 //! - Every PKCS#11 call runs on tokio's blocking pool with a pooled, logged-in session
 //!   and a time limit; errors name the module, token, key reference or PKCS#11 function
 //!   and `CKR_*` code that failed, and never contain a PIN.
 
+mod admin;
+mod backup;
+mod ceremony;
 mod config;
 mod error;
 mod keys;
@@ -28,7 +37,9 @@ mod provider;
 mod scheme;
 mod token;
 
-pub use config::{PinSource, Pkcs11Config};
+pub use admin::{SlotInfo, TokenSelector, initialize_token, list_slots};
+pub use ceremony::BackupPolicy;
+pub use config::{Pin, PinSource, Pkcs11Config};
 pub use error::Pkcs11Error;
 pub use objects::KeyProtection;
 pub use provider::Pkcs11Provider;

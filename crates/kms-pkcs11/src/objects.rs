@@ -7,8 +7,8 @@ use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 
-use crate::Pkcs11Error;
 use crate::scheme::{Scheme, is_ed25519_params, oid_der};
+use crate::{BackupPolicy, Pkcs11Error};
 
 /// RSA public exponent of generated keys (65537).
 const RSA_PUBLIC_EXPONENT: [u8; 3] = [0x01, 0x00, 0x01];
@@ -51,12 +51,14 @@ fn common(location: &KeyLocation, label: &str) -> Vec<Attribute> {
     ]
 }
 
-/// Generates a key pair for `scheme` labelled `label`; returns (public, private).
+/// Generates a key pair for `scheme` labelled `label`, its private key extractable
+/// only as `backup` allows; returns (public, private).
 pub(crate) fn generate_key_pair(
     session: &Session,
     scheme: Scheme,
     location: &KeyLocation,
     label: &str,
+    backup: BackupPolicy,
 ) -> Result<(ObjectHandle, ObjectHandle), Pkcs11Error> {
     let mut public = common(location, label);
     public.extend([
@@ -70,12 +72,12 @@ pub(crate) fn generate_key_pair(
     private.extend([
         Attribute::Private(true),
         Attribute::Sensitive(true),
-        Attribute::Extractable(false),
         Attribute::Sign(true),
         Attribute::Decrypt(false),
         Attribute::Unwrap(false),
         Attribute::Derive(false),
     ]);
+    private.extend(backup.attributes());
     let mechanism = match scheme {
         Scheme::Ecdsa(curve, _) => {
             public.push(Attribute::EcParams(oid_der(curve.oid())));
@@ -230,6 +232,8 @@ pub struct KeyProtection {
     /// Whether reading the secret value (`CKA_VALUE`, or `CKA_PRIVATE_EXPONENT` for RSA)
     /// returned any bytes. Always false for a well-made key.
     pub secret_readable: bool,
+    /// `CKA_WRAP_WITH_TRUSTED`: it can be wrapped only by a key marked `CKA_TRUSTED`.
+    pub wrap_with_trusted: bool,
 }
 
 impl KeyProtection {
@@ -240,6 +244,15 @@ impl KeyProtection {
             && self.always_sensitive
             && self.never_extractable
             && !self.secret_readable
+    }
+
+    /// Whether the key can leave the token only wrapped by a trusted wrapping key
+    /// ([`BackupPolicy::WrapWithTrusted`]): sensitive, never readable, extractable only
+    /// under `CKA_WRAP_WITH_TRUSTED`. (`always_sensitive` tells a key generated in
+    /// this token from one restored from a backup, which PKCS#11 reports as not
+    /// always sensitive.)
+    pub fn is_exportable_only_to_trusted(&self) -> bool {
+        self.sensitive && self.extractable && self.wrap_with_trusted && !self.secret_readable
     }
 }
 
@@ -254,6 +267,7 @@ pub(crate) fn protection(
         always_sensitive: false,
         never_extractable: false,
         secret_readable: false,
+        wrap_with_trusted: false,
     };
     for attribute in attributes(
         session,
@@ -263,6 +277,7 @@ pub(crate) fn protection(
             AttributeType::Extractable,
             AttributeType::AlwaysSensitive,
             AttributeType::NeverExtractable,
+            AttributeType::WrapWithTrusted,
         ],
     )? {
         match attribute {
@@ -270,6 +285,7 @@ pub(crate) fn protection(
             Attribute::Extractable(value) => protection.extractable = value,
             Attribute::AlwaysSensitive(value) => protection.always_sensitive = value,
             Attribute::NeverExtractable(value) => protection.never_extractable = value,
+            Attribute::WrapWithTrusted(value) => protection.wrap_with_trusted = value,
             _ => {}
         }
     }
@@ -294,14 +310,151 @@ pub(crate) fn check_locked_in(
     object: ObjectHandle,
     location: &KeyLocation,
 ) -> Result<(), Pkcs11Error> {
+    check_protected(session, object, location, BackupPolicy::None)
+}
+
+/// Refuses a fresh key whose protection is not what `backup` asks for: readable, or
+/// extractable when it must not be, or extractable without `CKA_WRAP_WITH_TRUSTED`.
+pub(crate) fn check_protected(
+    session: &Session,
+    object: ObjectHandle,
+    location: &KeyLocation,
+    backup: BackupPolicy,
+) -> Result<(), Pkcs11Error> {
     let protection = protection(session, object)?;
-    if protection.sensitive && !protection.extractable && !protection.secret_readable {
+    let fits = protection.sensitive
+        && !protection.secret_readable
+        && match backup {
+            BackupPolicy::None => !protection.extractable,
+            BackupPolicy::WrapWithTrusted => protection.extractable && protection.wrap_with_trusted,
+        };
+    if fits {
         Ok(())
     } else {
         Err(location.invalid(format!(
-            "the token did not keep the generated key inside (CKA_SENSITIVE={}, CKA_EXTRACTABLE={}, secret readable: {})",
-            protection.sensitive, protection.extractable, protection.secret_readable
+            "the token did not protect the key as asked ({backup:?}): CKA_SENSITIVE={}, CKA_EXTRACTABLE={}, CKA_WRAP_WITH_TRUSTED={}, secret readable: {}",
+            protection.sensitive,
+            protection.extractable,
+            protection.wrap_with_trusted,
+            protection.secret_readable
         )))
+    }
+}
+
+/// The objects of `class` labelled `label`.
+pub(crate) fn find_labelled(
+    session: &Session,
+    class: Option<ObjectClass>,
+    label: &str,
+) -> Result<Vec<ObjectHandle>, Pkcs11Error> {
+    let mut template = vec![Attribute::Label(label.as_bytes().to_vec())];
+    if let Some(class) = class {
+        template.push(Attribute::Class(class));
+    }
+    session
+        .find_objects(&template)
+        .map_err(Pkcs11Error::call("C_FindObjects"))
+}
+
+/// `CKA_ID` of `object` (empty when it has none).
+pub(crate) fn object_id(session: &Session, object: ObjectHandle) -> Result<Vec<u8>, Pkcs11Error> {
+    Ok(attributes(session, object, &[AttributeType::Id])?
+        .into_iter()
+        .find_map(|attribute| match attribute {
+            Attribute::Id(id) => Some(id),
+            _ => None,
+        })
+        .unwrap_or_default())
+}
+
+/// A boolean attribute of `object` (`None` when the token does not report it).
+pub(crate) fn flag(
+    session: &Session,
+    object: ObjectHandle,
+    attribute: AttributeType,
+) -> Result<Option<bool>, Pkcs11Error> {
+    Ok(attributes(session, object, &[attribute])?
+        .into_iter()
+        .find_map(|found| match found {
+            Attribute::Trusted(value)
+            | Attribute::Wrap(value)
+            | Attribute::Unwrap(value)
+            | Attribute::Sensitive(value)
+            | Attribute::Extractable(value)
+            | Attribute::Private(value)
+            | Attribute::Encrypt(value)
+            | Attribute::Decrypt(value)
+            | Attribute::WrapWithTrusted(value) => Some(value),
+            _ => None,
+        }))
+}
+
+/// The public key of any public-key object (EC P-256/P-384, Ed25519, RSA) as DER
+/// `SubjectPublicKeyInfo`.
+pub(crate) fn any_public_key_spki(
+    session: &Session,
+    object: ObjectHandle,
+    location: &KeyLocation,
+) -> Result<Vec<u8>, Pkcs11Error> {
+    use carimbo_kms::encoding::{OID_P256, OID_P384};
+    match key_type(session, object)? {
+        Some(KeyType::EC) => {
+            let (params, point) = ec_attributes(session, object, location)?;
+            let (oid, len) = if params == oid_der(OID_P256) {
+                (OID_P256, 65)
+            } else if params == oid_der(OID_P384) {
+                (OID_P384, 97)
+            } else {
+                return Err(location.invalid("is an EC key on a curve other than P-256 or P-384"));
+            };
+            let point = point_of_len(&point, len)
+                .filter(|point| point.first() == Some(&0x04))
+                .ok_or_else(|| location.invalid("CKA_EC_POINT is not an uncompressed point"))?;
+            Ok(ec_spki(oid, &point))
+        }
+        Some(KeyType::EC_EDWARDS) => {
+            let (params, point) = ec_attributes(session, object, location)?;
+            if !is_ed25519_params(&params) {
+                return Err(location.invalid("is an Edwards key other than Ed25519"));
+            }
+            let point = point_of_len(&point, 32)
+                .ok_or_else(|| location.invalid("CKA_EC_POINT is not a 32-byte Ed25519 key"))?;
+            Ok(ed25519_spki(&point))
+        }
+        Some(KeyType::RSA) => {
+            let (modulus, exponent) = rsa_attributes(session, object, location)?;
+            Ok(rsa_spki(&modulus, &exponent))
+        }
+        other => Err(location.invalid(format!(
+            "has a public key of type {}, which this provider does not read",
+            other.map_or("unknown".to_owned(), |t| t.to_string())
+        ))),
+    }
+}
+
+fn rsa_attributes(
+    session: &Session,
+    object: ObjectHandle,
+    location: &KeyLocation,
+) -> Result<(Vec<u8>, Vec<u8>), Pkcs11Error> {
+    let mut modulus = None;
+    let mut exponent = None;
+    for attribute in attributes(
+        session,
+        object,
+        &[AttributeType::Modulus, AttributeType::PublicExponent],
+    )? {
+        match attribute {
+            Attribute::Modulus(value) => modulus = Some(value),
+            Attribute::PublicExponent(value) => exponent = Some(value),
+            _ => {}
+        }
+    }
+    match (modulus, exponent) {
+        (Some(modulus), Some(exponent)) if !modulus.is_empty() && !exponent.is_empty() => {
+            Ok((modulus, exponent))
+        }
+        _ => Err(location.invalid("public key has no CKA_MODULUS or CKA_PUBLIC_EXPONENT")),
     }
 }
 
@@ -334,24 +487,7 @@ pub(crate) fn public_key_spki(
             Ok(ed25519_spki(&point))
         }
         Scheme::Rsa { modulus: bits, .. } => {
-            let mut modulus = None;
-            let mut exponent = None;
-            for attribute in attributes(
-                session,
-                object,
-                &[AttributeType::Modulus, AttributeType::PublicExponent],
-            )? {
-                match attribute {
-                    Attribute::Modulus(value) => modulus = Some(value),
-                    Attribute::PublicExponent(value) => exponent = Some(value),
-                    _ => {}
-                }
-            }
-            let (Some(modulus), Some(exponent)) = (modulus, exponent) else {
-                return Err(
-                    location.invalid("public key has no CKA_MODULUS or CKA_PUBLIC_EXPONENT")
-                );
-            };
+            let (modulus, exponent) = rsa_attributes(session, object, location)?;
             let found = significant_bits(&modulus);
             if found != bits.bits() as usize {
                 return Err(location.invalid(format!(

@@ -17,12 +17,12 @@ use crate::module::{TOKEN_STORE, is_transient, lock, retry_transient};
 use crate::objects::{self, KeyLocation, KeyProtection, SecretKind};
 use crate::scheme::Scheme;
 use crate::token::Token;
-use crate::{PROVIDER_ID, Pkcs11Config, Pkcs11Error};
+use crate::{BackupPolicy, PROVIDER_ID, Pkcs11Config, Pkcs11Error};
 
 /// Length of the random `CKA_ID` of generated keys.
 const OBJECT_ID_LEN: usize = 16;
 /// Message signed to test a freshly generated key.
-const SELF_TEST_MESSAGE: &[u8] = b"carimbo-kms-pkcs11 key generation self-test";
+pub(crate) const SELF_TEST_MESSAGE: &[u8] = b"carimbo-kms-pkcs11 key generation self-test";
 
 /// Keys in a PKCS#11 token (an HSM, or SoftHSM2 in development and tests).
 ///
@@ -33,7 +33,7 @@ const SELF_TEST_MESSAGE: &[u8] = b"carimbo-kms-pkcs11 key generation self-test";
 /// Cloning is cheap and shares the session pool.
 #[derive(Clone)]
 pub struct Pkcs11Provider {
-    token: Arc<Token>,
+    pub(crate) token: Arc<Token>,
 }
 
 impl fmt::Debug for Pkcs11Provider {
@@ -109,7 +109,7 @@ impl Pkcs11Provider {
 
     /// Resolves a reference to this token's object id, refusing other providers' and
     /// other tokens' references.
-    fn locate(&self, reference: &KeyReference) -> Result<KeyLocation, Pkcs11Error> {
+    pub(crate) fn locate(&self, reference: &KeyReference) -> Result<KeyLocation, Pkcs11Error> {
         let refuse = |reason: String| Pkcs11Error::BadReference {
             reference: reference.to_string(),
             reason,
@@ -143,7 +143,7 @@ impl Pkcs11Provider {
     }
 
     /// Checks the token can generate and use keys of `algorithm`.
-    fn require_for(&self, algorithm: KeyAlgorithm) -> Result<(), Pkcs11Error> {
+    pub(crate) fn require_for(&self, algorithm: KeyAlgorithm) -> Result<(), Pkcs11Error> {
         let token = &self.token;
         match algorithm {
             KeyAlgorithm::Signature(algorithm) => {
@@ -195,7 +195,7 @@ impl Pkcs11Provider {
 }
 
 /// A fresh random `CKA_ID` on `token`, as a reference and a location.
-fn new_location(token: &Token) -> Result<(KeyReference, KeyLocation), Pkcs11Error> {
+pub(crate) fn new_location(token: &Token) -> Result<(KeyReference, KeyLocation), Pkcs11Error> {
     let mut id = [0u8; OBJECT_ID_LEN];
     aws_lc_rs::rand::fill(&mut id)
         .map_err(|_| Pkcs11Error::Other("random generator failed".into()))?;
@@ -211,18 +211,57 @@ fn new_location(token: &Token) -> Result<(KeyReference, KeyLocation), Pkcs11Erro
     Ok((reference, location))
 }
 
+/// Generates a key of `algorithm` labelled `label` with a fresh `CKA_ID`, checks it
+/// and self-tests it (see the two functions below). Retries transient failures, each
+/// attempt with a new `CKA_ID`. Returns the reference and, for signing keys, the
+/// public key. Blocking; the caller holds [`TOKEN_STORE`].
+pub(crate) fn generate_checked(
+    session: &Session,
+    token: &Token,
+    algorithm: KeyAlgorithm,
+    label: &str,
+    backup: BackupPolicy,
+) -> Result<(KeyReference, Option<Vec<u8>>), Pkcs11Error> {
+    // Each attempt uses a new CKA_ID: a failed attempt's objects are destroyed, but
+    // must never be mistaken for the new key's.
+    retry_transient("key generation", is_transient, || {
+        let (reference, location) = new_location(token)?;
+        let public_key = match algorithm {
+            KeyAlgorithm::Signature(algorithm) => Some(generate_signing_key(
+                session, algorithm, &location, label, backup,
+            )?),
+            KeyAlgorithm::Aes256Gcm => {
+                generate_secret_key(session, SecretKind::Aes, &location, label)?;
+                None
+            }
+            KeyAlgorithm::HmacSha256 => {
+                generate_secret_key(session, SecretKind::Hmac, &location, label)?;
+                None
+            }
+            other => {
+                return Err(Pkcs11Error::InvalidInput(format!(
+                    "key algorithm {other} is not implemented by the PKCS#11 provider"
+                )));
+            }
+        };
+        Ok((reference, public_key))
+    })
+}
+
 /// Generates a signing key pair, reads its public key, checks the private key is
-/// locked in and signs a test message; destroys the pair if any check fails.
+/// protected as `backup` asks and signs a test message; destroys the pair if any
+/// check fails.
 fn generate_signing_key(
     session: &Session,
     algorithm: SignatureAlgorithm,
     location: &KeyLocation,
     label: &str,
+    backup: BackupPolicy,
 ) -> Result<Vec<u8>, Pkcs11Error> {
     let scheme = Scheme::of(algorithm)?;
-    let (public, private) = objects::generate_key_pair(session, scheme, location, label)?;
+    let (public, private) = objects::generate_key_pair(session, scheme, location, label, backup)?;
     let checked = (|| {
-        objects::check_locked_in(session, private, location)?;
+        objects::check_protected(session, private, location, backup)?;
         let spki = objects::public_key_spki(session, public, scheme, location)?;
         let signature = keys::sign(session, private, scheme, SELF_TEST_MESSAGE)?;
         verify_signature(algorithm, &spki, SELF_TEST_MESSAGE, &signature)
@@ -266,7 +305,7 @@ fn generate_secret_key(
     checked
 }
 
-fn destroy_quietly(session: &Session, objects: &[ObjectHandle]) {
+pub(crate) fn destroy_quietly(session: &Session, objects: &[ObjectHandle]) {
     for object in objects {
         if let Err(error) = session.destroy_object(*object) {
             tracing::warn!(%error, "could not destroy a rejected key object");
@@ -290,30 +329,7 @@ impl KeyProvider for Pkcs11Provider {
             .token
             .run("generate", self.token.generate_timeout(), move |session| {
                 let _store = lock(&TOKEN_STORE);
-                // Each attempt uses a new CKA_ID: a failed attempt's objects are
-                // destroyed, but must never be mistaken for the new key's.
-                retry_transient("key generation", is_transient, || {
-                    let (reference, location) = new_location(&token)?;
-                    let public_key = match algorithm {
-                        KeyAlgorithm::Signature(algorithm) => {
-                            Some(generate_signing_key(session, algorithm, &location, &label)?)
-                        }
-                        KeyAlgorithm::Aes256Gcm => {
-                            generate_secret_key(session, SecretKind::Aes, &location, &label)?;
-                            None
-                        }
-                        KeyAlgorithm::HmacSha256 => {
-                            generate_secret_key(session, SecretKind::Hmac, &location, &label)?;
-                            None
-                        }
-                        other => {
-                            return Err(Pkcs11Error::InvalidInput(format!(
-                                "key algorithm {other} is not implemented by the PKCS#11 provider"
-                            )));
-                        }
-                    };
-                    Ok((reference, public_key))
-                })
+                generate_checked(session, &token, algorithm, &label, BackupPolicy::None)
             })
             .await?;
         tracing::info!(

@@ -32,6 +32,8 @@ pub(crate) struct Token {
     pub(crate) slot: Slot,
     pub(crate) label: String,
     pub(crate) serial: String,
+    /// Whether the token has its own random number generator (`CKF_RNG`).
+    pub(crate) has_rng: bool,
     mechanisms: Vec<MechanismType>,
     pin: Pin,
     idle: Mutex<Vec<Session>>,
@@ -72,6 +74,7 @@ impl Token {
         )?;
         let label = info.label().to_owned();
         let serial = info.serial_number().to_owned();
+        let has_rng = info.rng();
         if info.user_pin_locked() {
             return Err(Pkcs11Error::PinLocked { token: label });
         }
@@ -92,6 +95,7 @@ impl Token {
             slot,
             label,
             serial,
+            has_rng,
             mechanisms,
             pin,
             idle: Mutex::new(Vec::with_capacity(config.sessions)),
@@ -146,16 +150,51 @@ impl Token {
         F: FnOnce(&Session) -> Result<T, Pkcs11Error> + Send + 'static,
         T: Send + 'static,
     {
+        self.run_with_permits(operation, limit, 1, call).await
+    }
+
+    /// Like [`Token::run`], but holds every permit of the pool: no other operation of
+    /// this provider runs meanwhile. For calls that change the login state (which
+    /// PKCS#11 shares among all sessions of the application).
+    pub(crate) async fn run_exclusive<T, F>(
+        self: &Arc<Self>,
+        operation: &'static str,
+        limit: Duration,
+        call: F,
+    ) -> Result<T, Pkcs11Error>
+    where
+        F: FnOnce(&Session) -> Result<T, Pkcs11Error> + Send + 'static,
+        T: Send + 'static,
+    {
+        // The pool size is at most 64 (checked in the config), so it fits.
+        let all = u32::try_from(self.pool_size).unwrap_or(u32::MAX);
+        self.run_with_permits(operation, limit, all, call).await
+    }
+
+    async fn run_with_permits<T, F>(
+        self: &Arc<Self>,
+        operation: &'static str,
+        limit: Duration,
+        permits: u32,
+        call: F,
+    ) -> Result<T, Pkcs11Error>
+    where
+        F: FnOnce(&Session) -> Result<T, Pkcs11Error> + Send + 'static,
+        T: Send + 'static,
+    {
         let deadline = tokio::time::Instant::now() + limit;
         let timed_out = || Pkcs11Error::Timeout {
             operation,
             token: self.label.clone(),
             seconds: limit.as_secs(),
         };
-        let permit = tokio::time::timeout_at(deadline, Arc::clone(&self.permits).acquire_owned())
-            .await
-            .map_err(|_| timed_out())?
-            .map_err(|_| Pkcs11Error::Other("session pool closed".into()))?;
+        let permit = tokio::time::timeout_at(
+            deadline,
+            Arc::clone(&self.permits).acquire_many_owned(permits),
+        )
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|_| Pkcs11Error::Other("session pool closed".into()))?;
         let token = Arc::clone(self);
         let task = tokio::task::spawn_blocking(move || {
             let _permit = permit;
@@ -185,6 +224,13 @@ impl Token {
             ))),
             Ok(Ok(result)) => result,
         }
+    }
+
+    /// Logs the user in again through `session` (after a security-officer step logged
+    /// the application out). Blocking.
+    pub(crate) fn login_user(&self, session: &Session) -> Result<(), Pkcs11Error> {
+        self.module
+            .login(session, &self.label, &self.serial, &self.pin)
     }
 
     /// An idle session, or a new one (logged in again if the token logged the
