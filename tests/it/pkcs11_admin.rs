@@ -22,7 +22,8 @@ use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CryptokiError, RvError};
 use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, KeyType, ObjectClass, ObjectHandle};
-use cryptoki::session::Session;
+use cryptoki::session::{Session, UserType};
+use cryptoki::types::AuthPin;
 use zeroize::Zeroizing;
 
 /// A token initialised by a test, with its PINs and a provider config.
@@ -564,6 +565,20 @@ async fn backup_and_restore(
         .wrap_for_backup(&restored.reference, &wrap_label)
         .await?;
     assert!(!again.is_empty());
+
+    // Done: the wrapping key leaves both tokens; the keys stay, no longer wrappable.
+    for provider in [&source, &target] {
+        assert!(provider.destroy_wrapping_key(&wrap_label).await?);
+        assert!(!provider.label_in_use(&wrap_label).await?);
+        assert!(!provider.destroy_wrapping_key(&wrap_label).await?);
+    }
+    let error = source
+        .wrap_for_backup(&generated.reference, &wrap_label)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, Pkcs11Error::WrappingKey { .. }), "{error}");
+    let signature = sign(&source, &generated.reference, algorithm, &message).await;
+    verify_signature(algorithm, &spki, &message, &signature).unwrap();
     Ok(())
 }
 
@@ -868,6 +883,14 @@ async fn the_token_itself_enforces_trusted_wrapping() {
         .unwrap_err();
     assert!(matches!(error, Pkcs11Error::WrappingKey { .. }), "{error}");
     assert!(error.to_string().contains("CKA_TRUSTED"), "{error}");
+    let error = provider
+        .destroy_wrapping_key("user-wrap")
+        .await
+        .unwrap_err();
+    assert!(
+        error.to_string().contains("not a trusted AES key"),
+        "{error}"
+    );
     // The user cannot mark a key trusted, nor lift CKA_WRAP_WITH_TRUSTED.
     assert_eq!(
         return_code(session.update_attributes(untrusted, &[Attribute::Trusted(true)])),
@@ -881,6 +904,28 @@ async fn the_token_itself_enforces_trusted_wrapping() {
     assert_eq!(
         return_code(session.update_attributes(trusted, &[Attribute::Decrypt(true)])),
         RvError::ActionProhibited
+    );
+
+    // A key generated without the backup policy is refused by the token too.
+    let locked = provider
+        .generate_labeled(
+            &ca_label(),
+            Purpose::PkiCa,
+            KeyAlgorithm::Signature(algorithm),
+            BackupPolicy::None,
+        )
+        .await
+        .unwrap();
+    let locked = one(
+        &session,
+        &[
+            Attribute::Class(ObjectClass::PRIVATE_KEY),
+            Attribute::Id(hex::decode(locked.reference.id.rsplit_once('/').unwrap().1).unwrap()),
+        ],
+    );
+    assert_eq!(
+        return_code(session.wrap_key(&Mechanism::AesKeyWrapPad, trusted, locked)),
+        RvError::KeyUnextractable
     );
 
     // With the trusted key the wrap works ...
@@ -922,4 +967,69 @@ async fn the_token_itself_enforces_trusted_wrapping() {
         return_code(session.decrypt(&Mechanism::AesKeyWrapPad, trusted, &blob)),
         RvError::KeyFunctionNotPermitted
     );
+    // Nor can it be copied with other attributes (CKA_COPYABLE false).
+    assert_eq!(
+        return_code(session.copy_object(trusted, &[Attribute::Token(false)])),
+        RvError::ActionProhibited
+    );
+    // A damaged blob fails RFC 5649's integrity check; SoftHSM2 2.6 reports it as
+    // CKR_GENERAL_ERROR (the provider turns it into an authentication failure).
+    let mut damaged = blob.clone();
+    damaged[9] ^= 0x80;
+    let strong = [
+        Attribute::Class(ObjectClass::PRIVATE_KEY),
+        Attribute::KeyType(KeyType::EC),
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(true),
+        Attribute::WrapWithTrusted(true),
+        Attribute::Sign(true),
+    ];
+    assert_eq!(
+        return_code(session.unwrap_key(&Mechanism::AesKeyWrapPad, trusted, &damaged, &strong)),
+        RvError::GeneralError
+    );
+    // The template the unwrap template allows works: a session copy of the CA key,
+    // just as protected.
+    let copy = session
+        .unwrap_key(&Mechanism::AesKeyWrapPad, trusted, &blob, &strong)
+        .unwrap();
+    session.destroy_object(copy).unwrap();
+
+    // A user cannot create a trusted key; the security officer can, but only as a
+    // public object (the SO cannot create private objects).
+    let trusted_template = |private: bool| {
+        vec![
+            Attribute::Class(ObjectClass::SECRET_KEY),
+            Attribute::KeyType(KeyType::AES),
+            Attribute::Token(false),
+            Attribute::Private(private),
+            Attribute::Value(vec![7u8; 32]),
+            Attribute::Sensitive(true),
+            Attribute::Extractable(false),
+            Attribute::Trusted(true),
+            Attribute::Wrap(true),
+        ]
+    };
+    assert_eq!(
+        return_code(session.create_object(&trusted_template(true))),
+        RvError::AttributeReadOnly
+    );
+    // The security officer cannot log in while the user is logged in.
+    let so_pin = AuthPin::new(fresh.so_pin.clone().into());
+    assert_eq!(
+        return_code(session.login(UserType::So, Some(&so_pin))),
+        RvError::UserAnotherAlreadyLoggedIn
+    );
+    drop(provider);
+    session.logout().unwrap();
+    session.login(UserType::So, Some(&so_pin)).unwrap();
+    assert_eq!(
+        return_code(session.create_object(&trusted_template(true))),
+        RvError::UserNotLoggedIn
+    );
+    let object = session.create_object(&trusted_template(false)).unwrap();
+    session.destroy_object(object).unwrap();
+    session.logout().unwrap();
 }

@@ -276,6 +276,63 @@ impl Pkcs11Provider {
         })
     }
 
+    /// Destroys the trusted wrapping key labelled `label` from the token, once the
+    /// backup (or restore) is done: the officers hold its shares, and a token that no
+    /// longer holds it can neither wrap nor unwrap backups. Returns whether a key was
+    /// destroyed. Refuses to destroy anything but a trusted AES secret key.
+    ///
+    /// Recommended after every backup and restore: SoftHSM2 stores the public wrapping
+    /// key's value unencrypted in its token directory (see `docs/ceremony-backup.md`).
+    pub async fn destroy_wrapping_key(&self, label: &str) -> Result<bool, Pkcs11Error> {
+        let token = Arc::clone(&self.token);
+        let label = label.to_owned();
+        let logged = label.clone();
+        let destroyed = self
+            .token
+            .run(
+                "destroy wrapping key",
+                self.token.timeout(),
+                move |session| {
+                    let _store = lock(&TOKEN_STORE);
+                    let found =
+                        objects::find_labelled(session, Some(ObjectClass::SECRET_KEY), &label)?;
+                    let object = match found.as_slice() {
+                        [] => return Ok(false),
+                        [object] => *object,
+                        several => {
+                            return Err(Pkcs11Error::WrappingKey {
+                                label,
+                                token: token.label.clone(),
+                                reason: format!("{} secret keys carry the label", several.len()),
+                            });
+                        }
+                    };
+                    let key_type = objects::key_type(session, object)?;
+                    let trusted = objects::flag(session, object, AttributeType::Trusted)?;
+                    if key_type != Some(KeyType::AES) || trusted != Some(true) {
+                        return Err(Pkcs11Error::WrappingKey {
+                            label,
+                            token: token.label.clone(),
+                            reason: "is not a trusted AES key; not destroying it".into(),
+                        });
+                    }
+                    session
+                        .destroy_object(object)
+                        .map_err(Pkcs11Error::call("C_DestroyObject"))?;
+                    Ok(true)
+                },
+            )
+            .await?;
+        if destroyed {
+            tracing::info!(
+                token = %self.token.label,
+                label = %logged,
+                "destroyed backup wrapping key in PKCS#11 token"
+            );
+        }
+        Ok(destroyed)
+    }
+
     /// Fails with [`Pkcs11Error::BackupUnsupported`] unless the token offers
     /// `CKM_AES_KEY_WRAP_PAD`.
     fn require_backup_mechanism(&self) -> Result<(), Pkcs11Error> {
