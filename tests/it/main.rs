@@ -7,3 +7,4 @@ mod envelope_spec;
 mod kms_conformance;
 mod pkcs11;
 mod pkcs11_admin;
+mod pki;

@@ -140,13 +140,6 @@ impl NameConstraints {
         }
         der::tlv(TAG_SEQUENCE, &content)
     }
-
-    pub(crate) fn all_entries(&self) -> impl Iterator<Item = &String> {
-        self.permitted_dns
-            .iter()
-            .chain(&self.excluded_dns)
-            .chain(&self.permitted_uri_hosts)
-    }
 }
 
 /// DER of an `AuthorityInfoAccessSyntax` value: OCSP entries first, then caIssuers.
