@@ -513,3 +513,27 @@ async fn crl_refusals() {
         .collect();
     assert_eq!(as_arl, vec!["e_arl_issuing_distribution_point"]);
 }
+
+#[tokio::test]
+async fn signing_futures_are_send() {
+    // The ceremony and the service sign on multi-threaded runtimes.
+    fn assert_send<T: Send>(_: &T) {}
+    let keys = Keys::new();
+    let now = now();
+    let (root_key, _, root) = p256_root(&keys).await;
+    let subject = keys.key("int", SignatureAlgorithm::EcdsaP256Sha256).await;
+    let template = intermediate_template(subject.public_key_der(), now);
+    let prepared = prepare_certificate(&template, &root, now).unwrap();
+    let future = prepared.sign(root_key.as_ref());
+    assert_send(&future);
+    let certificate = tokio::spawn({
+        let root_key = root_key.clone();
+        let prepared = prepare_certificate(&template, &root, now).unwrap();
+        async move { prepared.sign(root_key.as_ref()).await }
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(!future.await.unwrap().is_empty());
+    assert!(!certificate.is_empty());
+}

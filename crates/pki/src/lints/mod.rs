@@ -564,3 +564,21 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod catalog_tests {
+    use super::*;
+
+    /// The README's lint table is written from the catalog; this keeps it in step.
+    #[test]
+    fn readme_lists_every_lint_with_its_severity_and_citation() {
+        let readme = include_str!("../../README.md");
+        for lint in lint_catalog() {
+            let row = format!(
+                "| `{}` | {} | {} | {} |",
+                lint.name, lint.severity, lint.citation, lint.description
+            );
+            assert!(readme.contains(&row), "README.md lacks the row:\n{row}");
+        }
+    }
+}
