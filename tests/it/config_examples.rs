@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use carimbo_ceremony::config::{self, load_ceremony};
+use carimbo_ceremony::credentials::Credentials;
 use carimbo_kms_pkcs11::{PinSource, Pkcs11Config};
 
 fn config_dir() -> PathBuf {
@@ -35,6 +37,35 @@ fn load(relative: &str, path: &Path) -> bool {
                 PinSource::File("/run/secrets/carimbo-kms-pin".into())
             );
             assert_eq!(config.sessions, 4);
+            true
+        }
+        "ceremony/credentials.example.toml" => {
+            let credentials = Credentials::load(path).unwrap();
+            assert_eq!(credentials.token("root").unwrap().token_label, "carimbo-root");
+            assert_eq!(credentials.token("ca").unwrap().token_label, "carimbo-ca");
+            true
+        }
+        name if name.starts_with("ceremony/") => {
+            let text = std::fs::read_to_string(path).unwrap();
+            let kind = text
+                .lines()
+                .find_map(|l| l.strip_prefix("ceremony = \""))
+                .and_then(|rest| rest.strip_suffix('"'))
+                .unwrap_or_else(|| panic!("config/{name} has no ceremony line"));
+            // Strict parsing of the file as its ceremony type (unknown keys refused).
+            match kind {
+                "root" => drop(load_ceremony::<config::RootConfig>(path, kind).unwrap()),
+                "key" => drop(load_ceremony::<config::KeyConfig>(path, kind).unwrap()),
+                "intermediate" => drop(load_ceremony::<config::IntermediateConfig>(path, kind).unwrap()),
+                "crl" => drop(load_ceremony::<config::CrlConfig>(path, kind).unwrap()),
+                "verify" => drop(load_ceremony::<config::VerifyConfig>(path, kind).unwrap()),
+                other => panic!("config/{name}: unknown ceremony {other}"),
+            }
+            // The whole example hierarchy also runs, in order, in tests/it/ceremony.rs.
+            assert!(
+                carimbo_tests::EXAMPLE_CEREMONIES.iter().any(|(_, file)| name.ends_with(file)),
+                "config/{name} is not part of the example hierarchy run"
+            );
             true
         }
         _ => false,

@@ -47,6 +47,10 @@ pub struct SoftHsmToken {
     pub config_file: PathBuf,
     /// Label shared by two other tokens, to test ambiguous lookups.
     pub duplicate_label: String,
+    /// Label of a token playing the offline root token in ceremony tests.
+    pub root_label: String,
+    /// Label of a token playing the online CA token in ceremony tests.
+    pub ca_label: String,
     _dir: tempfile::TempDir,
 }
 
@@ -91,8 +95,12 @@ fn make_softhsm_token() -> Result<SoftHsmToken, String> {
     let suffix = format!("{}-{}", std::process::id(), random_hex(4));
     let label = format!("carimbo-{suffix}");
     let duplicate_label = format!("dup-{suffix}");
+    let root_label = format!("root-{suffix}");
+    let ca_label = format!("ca-{suffix}");
     let pin = random_hex(8);
-    for token_label in [&label, &duplicate_label, &duplicate_label] {
+    // Every token of the process is made here, before any test loads the module: the
+    // library reads its token directory once, at C_Initialize.
+    for token_label in [&label, &duplicate_label, &duplicate_label, &root_label, &ca_label] {
         let output = Command::new("softhsm2-util")
             .args(["--init-token", "--free", "--label", token_label])
             .args(["--so-pin", &random_hex(8), "--pin", &pin])
@@ -114,6 +122,8 @@ fn make_softhsm_token() -> Result<SoftHsmToken, String> {
         pin_file,
         config_file: dir.path().join("pkcs11.toml"),
         duplicate_label,
+        root_label,
+        ca_label,
         _dir: dir,
     };
     let text = token.config_text("");
@@ -187,33 +197,159 @@ pub fn pem(label: &str, der: &[u8]) -> String {
     out
 }
 
-/// Path of the `carimbo` binary built from this workspace, next to the test binary's
-/// `deps/` directory. The first call runs `cargo build -p carimbo-cli` (a no-op when it
-/// is up to date) so tests never run a stale binary.
+/// Path of the `carimbo` binary built from this workspace (see [`workspace_binary`]).
 pub fn carimbo_binary() -> PathBuf {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY
-        .get_or_init(|| {
-            let exe = std::env::current_exe().unwrap();
-            let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut build = Command::new(cargo);
-            build.args(["build", "--quiet", "-p", "carimbo-cli", "--bin", "carimbo"]);
-            if profile_dir
-                .file_name()
-                .is_some_and(|name| name == "release")
-            {
-                build.arg("--release");
-            }
-            let status = build.status().unwrap();
-            assert!(status.success(), "cargo build -p carimbo-cli failed");
-            let binary = profile_dir.join("carimbo");
-            assert!(
-                binary.exists(),
-                "{} not found after cargo build",
-                binary.display()
-            );
-            binary
-        })
+        .get_or_init(|| workspace_binary("carimbo-cli", "carimbo"))
         .clone()
+}
+
+/// Path of the `ca-ceremony` binary built from this workspace.
+pub fn ceremony_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| workspace_binary("ca-ceremony", "ca-ceremony"))
+        .clone()
+}
+
+/// Builds binary `bin` of `package` with cargo (a no-op when up to date, so tests never
+/// run a stale binary) and returns its path next to the test binary's `deps/`.
+pub fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = Command::new(cargo);
+    build.args(["build", "--quiet", "-p", package, "--bin", bin]);
+    if profile_dir
+        .file_name()
+        .is_some_and(|name| name == "release")
+    {
+        build.arg("--release");
+    }
+    let status = build.status().unwrap();
+    assert!(status.success(), "cargo build -p {package} failed");
+    let binary = profile_dir.join(bin);
+    assert!(
+        binary.exists(),
+        "{} not found after cargo build",
+        binary.display()
+    );
+    binary
+}
+
+/// The example hierarchy of `config/ceremony/`, made once per test process by the real
+/// `ca-ceremony` binary against two SoftHSM2 tokens (offline root, online CA), for every
+/// test that needs a PKI (dogfooding: the test PKI is made by the ceremony tool).
+#[derive(Debug)]
+pub struct CeremonyPki {
+    /// Directory holding the configs, the credentials file and every output.
+    pub dir: PathBuf,
+    /// The credentials file mapping roles `root` and `ca` to the tokens.
+    pub credentials: PathBuf,
+    /// Final transcript hashes printed by each ceremony, by transcript file name.
+    pub final_hashes: Vec<(String, String)>,
+    _keep: tempfile::TempDir,
+}
+
+impl CeremonyPki {
+    /// Path of a file in the PKI directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+}
+
+/// The order in which the example ceremonies run, with their config files.
+pub const EXAMPLE_CEREMONIES: &[(&str, &str)] = &[
+    ("root", "root.toml"),
+    ("key", "int-server-key.toml"),
+    ("key", "int-workload-key.toml"),
+    ("intermediate", "int-server.toml"),
+    ("intermediate", "int-workload.toml"),
+    ("crl", "root-arl.toml"),
+    ("verify", "verify.toml"),
+];
+
+/// Copies the example ceremony configs into a fresh directory with a credentials file
+/// for this process's SoftHSM2 tokens; returns (dir guard, dir, credentials path).
+pub fn ceremony_workspace(token: &SoftHsmToken) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let keep = tempfile::tempdir().unwrap();
+    let dir = keep.path().to_path_buf();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/ceremony");
+    for entry in std::fs::read_dir(&examples).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".toml") && !name.starts_with("credentials") {
+            std::fs::copy(&path, dir.join(&name)).unwrap();
+        }
+    }
+    let credentials = dir.join("credentials.toml");
+    let role = |role: &str, label: &str| {
+        format!(
+            "[tokens.{role}]\nmodule = {:?}\ntoken-label = {label:?}\npin-file = {:?}\n",
+            token.module, token.pin_file
+        )
+    };
+    std::fs::write(
+        &credentials,
+        format!(
+            "version = 1\n{}{}",
+            role("root", &token.root_label),
+            role("ca", &token.ca_label)
+        ),
+    )
+    .unwrap();
+    (keep, dir, credentials)
+}
+
+/// Runs `ca-ceremony <kind> --config <dir>/<file> --credentials <credentials> [extra]`.
+pub fn run_ceremony(
+    dir: &Path,
+    credentials: &Path,
+    kind: &str,
+    file: &str,
+    extra: &[&str],
+) -> std::process::Output {
+    Command::new(ceremony_binary())
+        .arg(kind)
+        .arg("--config")
+        .arg(dir.join(file))
+        .arg("--credentials")
+        .arg(credentials)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// The example hierarchy, made on first use (see [`CeremonyPki`]).
+pub fn ceremony_pki() -> Option<&'static CeremonyPki> {
+    static PKI: OnceLock<CeremonyPki> = OnceLock::new();
+    let token = softhsm()?;
+    Some(PKI.get_or_init(|| {
+        let (keep, dir, credentials) = ceremony_workspace(token);
+        let mut final_hashes = Vec::new();
+        for (kind, file) in EXAMPLE_CEREMONIES {
+            let output = run_ceremony(&dir, &credentials, kind, file, &[]);
+            let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            assert!(
+                output.status.success(),
+                "ca-ceremony {kind} {file} failed: {}{stdout}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            // "... transcript NAME final hash (record it): HASH"
+            if let Some((name, hash)) = stdout.lines().find_map(|l| {
+                let rest = l.split(" transcript ").nth(1)?;
+                let (name, hash) = rest.split_once(" final hash (record it): ")?;
+                Some((name.to_owned(), hash.trim().to_owned()))
+            }) {
+                final_hashes.push((name, hash));
+            }
+        }
+        CeremonyPki {
+            dir,
+            credentials,
+            final_hashes,
+            _keep: keep,
+        }
+    }))
 }
