@@ -10,7 +10,7 @@ use cryptoki::error::{Error as CryptokiError, RvError};
 /// Each message names what failed (module path, token label, key reference, PKCS#11
 /// function and return code) and never contains a PIN or key bytes. Converted into
 /// [`carimbo_kms::Error`] by `From`: an authentication failure while unwrapping becomes
-/// [`carimbo_kms::Error::Unauthentic`], a missing mechanism
+/// [`carimbo_kms::Error::Unauthentic`], a missing mechanism or backup support
 /// [`carimbo_kms::Error::NotSupported`], everything else
 /// [`carimbo_kms::Error::Provider`] with this error as its source.
 #[derive(Debug, thiserror::Error)]
@@ -312,6 +312,10 @@ impl From<Pkcs11Error> for carimbo_kms::Error {
                 provider: crate::PROVIDER_ID.to_owned(),
                 what: format!("{mechanism} on token '{token}' (needed for {needed_for})"),
             },
+            Pkcs11Error::BackupUnsupported { token, reason } => Self::NotSupported {
+                provider: crate::PROVIDER_ID.to_owned(),
+                what: format!("wrapped backup on token '{token}': {reason}"),
+            },
             other => Self::provider(crate::PROVIDER_ID, other),
         }
     }
@@ -427,5 +431,30 @@ mod tests {
         }
         .into();
         assert!(error.to_string().contains("wrong PIN"), "{error}");
+        let error: carimbo_kms::Error = Pkcs11Error::BackupUnsupported {
+            token: "root".into(),
+            reason: "it does not offer CKM_AES_KEY_WRAP_PAD".into(),
+        }
+        .into();
+        assert!(
+            matches!(error, carimbo_kms::Error::NotSupported { .. }),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_token() {
+        let error = Pkcs11Error::TokenAlreadyInitialized {
+            label: "root".into(),
+            serial: "8d1f0c2b4e6a7f90".into(),
+        };
+        let message = error.to_string();
+        assert!(message.contains("'root'"), "{message}");
+        assert!(message.contains("8d1f0c2b4e6a7f90"), "{message}");
+        assert!(message.contains("C_InitToken"), "{message}");
+        let error = Pkcs11Error::WrongSoPin {
+            token: "root".into(),
+        };
+        assert!(error.to_string().contains("CKR_PIN_INCORRECT"), "{error}");
     }
 }
