@@ -22,6 +22,7 @@ use time::{Duration, OffsetDateTime};
 
 const ROOT_CRL: &str = "http://crl.carimbo.test/root.crl";
 const ROOT_CERT: &str = "http://ca.carimbo.test/root.cer";
+const SERVER_CRL: &str = "http://crl.carimbo.test/server.crl";
 
 /// The hierarchy as PEM files in a temporary directory.
 struct Hierarchy {
@@ -205,6 +206,28 @@ async fn hierarchy() -> Hierarchy {
         .unwrap();
     write_pem(dir.path(), "arl.pem", "X509 CRL", &arl);
 
+    // int-server's own CRL of end-entity certificates.
+    let server_issuer =
+        IssuerInfo::from_certificate(&server, SignatureAlgorithm::EcdsaP256Sha256).unwrap();
+    let crl = CrlTemplate {
+        kind: CrlKind::Crl,
+        crl_number: 42,
+        this_update: now - Duration::minutes(1),
+        next_update: now + Duration::days(7),
+        revoked: vec![RevokedCertificate {
+            serial: SerialNumber::random().unwrap(),
+            revocation_time: now - Duration::minutes(3),
+            reason: Some(RevocationReason::KeyCompromise),
+        }],
+        issuing_distribution_point: Some(SERVER_CRL.into()),
+    };
+    let crl = prepare_crl(&crl, &server_issuer, now)
+        .unwrap()
+        .sign(server_key.as_ref())
+        .await
+        .unwrap();
+    write_pem(dir.path(), "server-crl.pem", "X509 CRL", &crl);
+
     Hierarchy {
         dir,
         root_serial: root_template.serial,
@@ -272,6 +295,24 @@ async fn openssl_verifies_the_arl_and_shows_its_scope() {
     }
     let retired = pki.retired_serial.to_hex().to_uppercase();
     assert!(text.contains(&retired), "missing {retired} in:\n{text}");
+
+    // An issuing CA's CRL verifies under the intermediate and says it covers
+    // end-entity certificates only.
+    let server_crl = pki.arg("server-crl.pem");
+    let server = pki.arg("server.pem");
+    let output = assert_openssl(&[
+        "crl",
+        "-in",
+        &server_crl,
+        "-CAfile",
+        &server,
+        "-verify",
+        "-noout",
+    ]);
+    assert!(output.contains("verify OK"), "{output}");
+    let text = assert_openssl(&["crl", "-in", &server_crl, "-noout", "-text"]);
+    assert!(text.contains("Only User Certificates"), "{text}");
+    assert!(text.contains(SERVER_CRL), "{text}");
 }
 
 fn x509_text(pki: &Hierarchy, file: &str) -> String {
@@ -436,6 +477,19 @@ async fn pkilint_finds_nothing_at_warning_or_above() {
             "-s".into(),
             "WARNING".into(),
             pki.arg("arl.pem"),
+        ],
+    ));
+    runs.push((
+        "lint_crl",
+        vec![
+            "lint".into(),
+            "-t".into(),
+            "CRL".into(),
+            "-p".into(),
+            "PKIX".into(),
+            "-s".into(),
+            "WARNING".into(),
+            pki.arg("server-crl.pem"),
         ],
     ));
     for (linter, args) in runs {
