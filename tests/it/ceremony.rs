@@ -19,16 +19,29 @@ fn token_objects(token: &SoftHsmToken, label: &str) -> Vec<String> {
     let output = Command::new("pkcs11-tool")
         .arg("--module")
         .arg(&token.module)
-        .args(["--token-label", label, "--login", "--pin", &token.pin, "--list-objects"])
+        .args([
+            "--token-label",
+            label,
+            "--login",
+            "--pin",
+            &token.pin,
+            "--list-objects",
+        ])
         .output()
         .expect("pkcs11-tool (package opensc) is needed");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     // One entry per object: its type line and its label.
     let mut objects: Vec<String> = Vec::new();
     for line in String::from_utf8_lossy(&output.stdout).lines() {
         if line.contains("Object;") {
             objects.push(line.trim().to_owned());
-        } else if let (Some(label), Some(last)) = (line.trim().strip_prefix("label:"), objects.last_mut()) {
+        } else if let (Some(label), Some(last)) =
+            (line.trim().strip_prefix("label:"), objects.last_mut())
+        {
             last.push_str(" label=");
             last.push_str(label.trim());
         }
@@ -68,16 +81,40 @@ fn example_hierarchy_is_valid_for_openssl() {
     // The example hierarchy is valid from 2026-12-01: verify at a time inside it.
     let at = "1799971200"; // 2027-01-15T00:00:00Z
     for intermediate in [&server, &workload] {
-        let (ok, text) = openssl(&["verify", "-attime", at, "-x509_strict", "-CAfile", s(&root), s(intermediate)]);
+        let (ok, text) = openssl(&[
+            "verify",
+            "-attime",
+            at,
+            "-x509_strict",
+            "-CAfile",
+            s(&root),
+            s(intermediate),
+        ]);
         assert!(ok, "openssl verify {}: {text}", intermediate.display());
         // With the ARL: the intermediates are not revoked.
         let (ok, text) = openssl(&[
-            "verify", "-attime", at, "-x509_strict", "-crl_check", "-CAfile", s(&root), "-CRLfile", s(&arl),
+            "verify",
+            "-attime",
+            at,
+            "-x509_strict",
+            "-crl_check",
+            "-CAfile",
+            s(&root),
+            "-CRLfile",
+            s(&arl),
             s(intermediate),
         ]);
         assert!(ok, "openssl verify -crl_check: {text}");
     }
-    let (ok, text) = openssl(&["crl", "-in", s(&arl), "-CAfile", s(&root), "-verify", "-noout"]);
+    let (ok, text) = openssl(&[
+        "crl",
+        "-in",
+        s(&arl),
+        "-CAfile",
+        s(&root),
+        "-verify",
+        "-noout",
+    ]);
     assert!(ok && text.contains("verify OK"), "{text}");
 
     let (_, root_text) = openssl(&["x509", "-in", s(&root), "-noout", "-text"]);
@@ -91,7 +128,10 @@ fn example_hierarchy_is_valid_for_openssl() {
         "Not Before: Dec  1 00:00:00 2026 GMT",
         "Not After : Dec  1 00:00:00 2046 GMT",
     ] {
-        assert!(root_text.contains(expected), "root lacks {expected:?}:\n{root_text}");
+        assert!(
+            root_text.contains(expected),
+            "root lacks {expected:?}:\n{root_text}"
+        );
     }
     assert!(!root_text.contains("Extended Key Usage"), "root has an EKU");
 
@@ -110,11 +150,17 @@ fn example_hierarchy_is_valid_for_openssl() {
         "ASN1 OID: prime256v1",
         "Signature Algorithm: ecdsa-with-SHA384",
     ] {
-        assert!(server_text.contains(expected), "server intermediate lacks {expected:?}:\n{server_text}");
+        assert!(
+            server_text.contains(expected),
+            "server intermediate lacks {expected:?}:\n{server_text}"
+        );
     }
     assert!(!server_text.contains("TLS Web Client Authentication"));
     let (_, workload_text) = openssl(&["x509", "-in", s(&workload), "-noout", "-text"]);
-    assert!(workload_text.contains("TLS Web Server Authentication, TLS Web Client Authentication"), "{workload_text}");
+    assert!(
+        workload_text.contains("TLS Web Server Authentication, TLS Web Client Authentication"),
+        "{workload_text}"
+    );
     assert!(!workload_text.contains("Name Constraints"));
 
     // The intermediate keys are in the CA token, the root key only in the root token.
@@ -122,19 +168,83 @@ fn example_hierarchy_is_valid_for_openssl() {
     let ca_objects = token_objects(token, &token.ca_label).join("\n");
     assert!(ca_objects.contains("int-server-2026") && ca_objects.contains("int-workload-2026"));
     assert!(!ca_objects.contains("root-2026"));
-    assert!(token_objects(token, &token.root_label).join("\n").contains("root-2026"));
+    assert!(
+        token_objects(token, &token.root_label)
+            .join("\n")
+            .contains("root-2026")
+    );
 
     // The key reference names the token and the key.
     let reference = std::fs::read_to_string(pki.path("int-server.key.toml")).unwrap();
-    assert!(reference.contains(&format!("token-label = {:?}", token.ca_label)), "{reference}");
+    assert!(
+        reference.contains(&format!("token-label = {:?}", token.ca_label)),
+        "{reference}"
+    );
     assert!(reference.contains("key-label = \"int-server-2026\""));
     assert!(reference.contains("algorithm = \"ecdsa-p256-sha256\""));
 }
 
 #[test]
+fn rollover_cross_certificate_keeps_subject_and_key_identifier() {
+    let Some(pki) = ceremony_pki() else { return };
+    let (root, next, cross) = (
+        pki.path("root.pem"),
+        pki.path("root-next.pem"),
+        pki.path("cross-sign-next.pem"),
+    );
+    let at = "1954195200"; // 2031-12-05T00:00:00Z, inside every validity involved
+    let (ok, text) = openssl(&[
+        "verify",
+        "-attime",
+        at,
+        "-x509_strict",
+        "-CAfile",
+        s(&root),
+        s(&cross),
+    ]);
+    assert!(
+        ok,
+        "cross-certificate does not verify under the current root: {text}"
+    );
+    let fields = |path: &Path| {
+        openssl(&[
+            "x509",
+            "-in",
+            s(path),
+            "-noout",
+            "-subject",
+            "-pubkey",
+            "-ext",
+            "subjectKeyIdentifier",
+        ])
+        .1
+    };
+    assert_eq!(fields(&cross), fields(&next), "subject, key or SKID differ");
+    let (_, text) = openssl(&["x509", "-in", s(&cross), "-noout", "-text"]);
+    assert!(
+        text.contains("Issuer: C = BR, O = Example Corp, CN = Example Corp Root CA 2026"),
+        "{text}"
+    );
+    assert!(text.contains("CA:TRUE, pathlen:1"), "{text}");
+    // A verifier that trusts only the current root accepts the next root's key through
+    // the cross-certificate: the next root, treated as untrusted, chains up.
+    let (ok, text) = openssl(&[
+        "verify",
+        "-attime",
+        at,
+        "-CAfile",
+        s(&root),
+        "-untrusted",
+        s(&cross),
+        s(&cross),
+    ]);
+    assert!(ok, "{text}");
+}
+
+#[test]
 fn verify_checks_recorded_final_hashes_and_catches_tampering() {
     let Some(pki) = ceremony_pki() else { return };
-    assert_eq!(pki.final_hashes.len(), 6, "{:?}", pki.final_hashes);
+    assert_eq!(pki.final_hashes.len(), 8, "{:?}", pki.final_hashes);
     let (_keep, dir, credentials) = copy_of(pki);
     // With the final hashes the officers recorded, verify passes.
     let mut with_hashes = std::fs::read_to_string(dir.join("verify.toml")).unwrap();
@@ -144,7 +254,11 @@ fn verify_checks_recorded_final_hashes_and_catches_tampering() {
     }
     std::fs::write(dir.join("verify-hashes.toml"), &with_hashes).unwrap();
     let output = run_ceremony(&dir, &credentials, "verify", "verify-hashes.toml", &[]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(String::from_utf8_lossy(&output.stdout).contains("final hash matches the record"));
 
     // A modified output (a harmless-looking byte appended to a PEM file).
@@ -156,7 +270,10 @@ fn verify_checks_recorded_final_hashes_and_catches_tampering() {
     let output = run_ceremony(&dir, &credentials, "verify", "verify-hashes.toml", &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    assert!(stderr.contains("int-server.pem does not match the SHA-256 recorded"), "{stderr}");
+    assert!(
+        stderr.contains("int-server.pem does not match the SHA-256 recorded"),
+        "{stderr}"
+    );
     std::fs::write(&server, &original).unwrap();
 
     // A modified transcript line (an operator's name changed on line 1).
@@ -166,11 +283,17 @@ fn verify_checks_recorded_final_hashes_and_catches_tampering() {
     let output = run_ceremony(&dir, &credentials, "verify", "verify-hashes.toml", &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    assert!(stderr.contains("root.transcript.jsonl line 2: does not chain"), "{stderr}");
+    assert!(
+        stderr.contains("root.transcript.jsonl line 2: does not chain"),
+        "{stderr}"
+    );
 
     // The last line changed: the chain holds, the recorded final hash does not.
     let lines: Vec<&str> = text.lines().collect();
-    let last = lines.last().unwrap().replace("\"complete\"", "\"complete\",\"x\":1");
+    let last = lines
+        .last()
+        .unwrap()
+        .replace("\"complete\"", "\"complete\",\"x\":1");
     let mut edited = lines[..lines.len() - 1].join("\n");
     edited.push('\n');
     edited.push_str(&last);
@@ -186,7 +309,10 @@ fn verify_checks_recorded_final_hashes_and_catches_tampering() {
     let output = run_ceremony(&dir, &credentials, "verify", "verify-hashes.toml", &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
-    assert!(stderr.contains("does not end with a complete step"), "{stderr}");
+    assert!(
+        stderr.contains("does not end with a complete step"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -200,7 +326,10 @@ fn outputs_are_never_overwritten() {
     let output = run_ceremony(&dir, &credentials, "root", "root.toml", &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr.contains("already exists; ceremonies never overwrite"), "{stderr}");
+    assert!(
+        stderr.contains("already exists; ceremonies never overwrite"),
+        "{stderr}"
+    );
     assert_eq!(std::fs::read(dir.join("root.pem")).unwrap(), before);
     assert_eq!(token_objects(token, &token.root_label), objects);
 }
@@ -220,14 +349,32 @@ fn validate_and_dry_run_change_nothing() {
     std::fs::write(dir.join("root.toml"), config).unwrap();
     let files = files_in(&dir);
     let objects = token_objects(token, &token.root_label);
-    let output = run_ceremony(&dir, Path::new("/nonexistent"), "root", "root.toml", &["--validate"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = run_ceremony(
+        &dir,
+        Path::new("/nonexistent"),
+        "root",
+        "root.toml",
+        &["--validate"],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(String::from_utf8_lossy(&output.stdout).contains("passes the lints"));
     let output = run_ceremony(&dir, &credentials, "root", "root.toml", &["--dry-run"]);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(String::from_utf8_lossy(&output.stdout).contains("dry run: would generate"));
     assert_eq!(files_in(&dir), files);
-    assert!(!token_objects(token, &token.root_label).iter().any(|o| o.contains("root-dry-run")));
+    assert!(
+        !token_objects(token, &token.root_label)
+            .iter()
+            .any(|o| o.contains("root-dry-run"))
+    );
     assert_eq!(token_objects(token, &token.root_label).len(), objects.len());
 }
 
@@ -250,47 +397,230 @@ const FRESH_ROOT: &[(&str, &str)] = &[
     ("\"root.transcript.jsonl\"", "\"bad-root.transcript.jsonl\""),
 ];
 const FRESH_INTERMEDIATE: &[(&str, &str)] = &[
-    ("certificate = \"int-server.pem\"", "certificate = \"bad-int.pem\""),
-    ("\"int-server.transcript.jsonl\"", "\"bad-int.transcript.jsonl\""),
+    (
+        "certificate = \"int-server.pem\"",
+        "certificate = \"bad-int.pem\"",
+    ),
+    (
+        "\"int-server.transcript.jsonl\"",
+        "\"bad-int.transcript.jsonl\"",
+    ),
 ];
 const FRESH_KEY: &[(&str, &str)] = &[
     ("int-server-2026", "int-bad"),
     ("\"int-server.pub.pem\"", "\"bad.pub.pem\""),
     ("\"int-server.key.toml\"", "\"bad.key.toml\""),
-    ("\"int-server-key.transcript.jsonl\"", "\"bad-key.transcript.jsonl\""),
+    (
+        "\"int-server-key.transcript.jsonl\"",
+        "\"bad-key.transcript.jsonl\"",
+    ),
 ];
 const FRESH_CRL: &[(&str, &str)] = &[
     ("\"root-arl-1.pem\"", "\"bad-arl.pem\""),
-    ("\"root-arl-1.transcript.jsonl\"", "\"bad-arl.transcript.jsonl\""),
+    (
+        "\"root-arl-1.transcript.jsonl\"",
+        "\"bad-arl.transcript.jsonl\"",
+    ),
 ];
 
 fn cases() -> Vec<Case> {
     vec![
-        Case { what: "RSA 2048", kind: "root", file: "root.toml", edits: &[("ecdsa-p384-sha384", "rsa-2048-pkcs1-sha256")], expected: &["key.algorithm", "below 3072"] },
-        Case { what: "root validity over 25 years", kind: "root", file: "root.toml", edits: &[("2046-12-01", "2056-12-01")], expected: &["certificate", "25"] },
-        Case { what: "root with an EKU", kind: "root", file: "root.toml", edits: &[("not-before = ", "extended-key-usage = [\"server-auth\"]\nnot-before = ")], expected: &["certificate.extended-key-usage", "no extended key usage"] },
-        Case { what: "unknown key", kind: "root", file: "root.toml", edits: &[("backup = \"none\"", "backup = \"none\"\ncolour = \"blue\"")], expected: &["key", "unknown field `colour`"] },
-        Case { what: "wrong ceremony type", kind: "intermediate", file: "root.toml", edits: &[], expected: &["ceremony", "not \"intermediate\""] },
-        Case { what: "unsupported version", kind: "root", file: "root.toml", edits: &[("version = 1", "version = 2")], expected: &["version", "must be 1"] },
-        Case { what: "malformed date", kind: "root", file: "root.toml", edits: &[("\"2046-12-01T00:00:00Z\"", "\"1 Dec 2046\"")], expected: &["certificate.not-after", "RFC 3339"] },
-        Case { what: "no operators", kind: "root", file: "root.toml", edits: &[("operators = [\"Ana Souza (CA officer)\", \"Bruno Lima (CA officer)\", \"Carla Dias (witness)\"]", "operators = []")], expected: &["operators"] },
-        Case { what: "bad country", kind: "root", file: "root.toml", edits: &[("country = \"BR\"", "country = \"Brazil\"")], expected: &["certificate.subject.country"] },
-        Case { what: "existing output file", kind: "root", file: "root.toml", edits: &[("\"bad-root.pem\"", "\"root.pem\"")], expected: &["root.pem already exists"] },
-        Case { what: "label already in the token", kind: "root", file: "root.toml", edits: &[("root-bad", "root-2026")], expected: &["key.label", "already used in token"] },
-        Case { what: "label already in the CA token", kind: "key", file: "int-server-key.toml", edits: &[("int-bad", "int-workload-2026")], expected: &["key.label", "already used"] },
-        Case { what: "unknown token role", kind: "key", file: "int-server-key.toml", edits: &[("token = \"ca\"", "token = \"hsm9\"")], expected: &["no token role \"hsm9\""] },
-        Case { what: "intermediate validity beyond the issuer", kind: "intermediate", file: "int-server.toml", edits: &[("2031-12-01", "2047-12-01")], expected: &["certificate", "issuer"] },
-        Case { what: "intermediate validity over 8 years", kind: "intermediate", file: "int-server.toml", edits: &[("2031-12-01", "2036-12-01")], expected: &["certificate", "8"] },
-        Case { what: "missing CRL DP", kind: "intermediate", file: "int-server.toml", edits: &[("crl-distribution-points = [\"http://pki.example.com/crl/root.crl\"]", "crl-distribution-points = []")], expected: &["certificate.crl-distribution-points", "required"] },
-        Case { what: "https CRL DP", kind: "intermediate", file: "int-server.toml", edits: &[("http://pki.example.com/crl/root.crl", "https://pki.example.com/crl/root.crl")], expected: &["certificate.crl-distribution-points[0]", "http://"] },
-        Case { what: "pathLen other than 0", kind: "intermediate", file: "int-server.toml", edits: &[("usage = \"server\"", "usage = \"server\"\npath-len = 1")], expected: &["certificate.path-len", "pathLen 0"] },
-        Case { what: "malformed name constraint", kind: "intermediate", file: "int-server.toml", edits: &[("\"example.internal\"", "\"*.example.internal\"")], expected: &["certificate.name-constraints.permitted-dns[1]", "wildcards"] },
-        Case { what: "issuer key algorithm not the root's", kind: "intermediate", file: "int-server.toml", edits: &[("key-algorithm = \"ecdsa-p384-sha384\"", "key-algorithm = \"ecdsa-p256-sha256\"")], expected: &["issuer.certificate"] },
-        Case { what: "issuer key not in the token", kind: "intermediate", file: "int-server.toml", edits: &[("key-label = \"root-2026\"", "key-label = \"root-1999\"")], expected: &["no key labelled \"root-1999\""] },
-        Case { what: "missing subject key file", kind: "intermediate", file: "int-server.toml", edits: &[("\"int-server.pub.pem\"", "\"nope.pub.pem\"")], expected: &["subject-key.public-key", "nope.pub.pem"] },
-        Case { what: "CRL number not above the previous", kind: "crl", file: "root-arl.toml", edits: &[("# previous = \"root-arl-0.pem\"", "previous = \"root-arl-1.pem\"")], expected: &["crl.number", "greater than the previous"] },
-        Case { what: "ARL next-update beyond a year", kind: "crl", file: "root-arl.toml", edits: &[("2027-06-01", "2028-06-01")], expected: &["crl.next-update", "one year"] },
-        Case { what: "missing section", kind: "crl", file: "root-arl.toml", edits: &[("[outputs]\ncrl = \"bad-arl.pem\"\ntranscript = \"bad-arl.transcript.jsonl\"\n", "")], expected: &["missing field `outputs`"] },
+        Case {
+            what: "RSA 2048",
+            kind: "root",
+            file: "root.toml",
+            edits: &[("ecdsa-p384-sha384", "rsa-2048-pkcs1-sha256")],
+            expected: &["key.algorithm", "below 3072"],
+        },
+        Case {
+            what: "root validity over 25 years",
+            kind: "root",
+            file: "root.toml",
+            edits: &[("2046-12-01", "2056-12-01")],
+            expected: &["certificate", "25"],
+        },
+        Case {
+            what: "root with an EKU",
+            kind: "root",
+            file: "root.toml",
+            edits: &[(
+                "not-before = ",
+                "extended-key-usage = [\"server-auth\"]\nnot-before = ",
+            )],
+            expected: &["certificate.extended-key-usage", "no extended key usage"],
+        },
+        Case {
+            what: "unknown key",
+            kind: "root",
+            file: "root.toml",
+            edits: &[("backup = \"none\"", "backup = \"none\"\ncolour = \"blue\"")],
+            expected: &["key", "unknown field `colour`"],
+        },
+        Case {
+            what: "wrong ceremony type",
+            kind: "intermediate",
+            file: "root.toml",
+            edits: &[],
+            expected: &["ceremony", "not \"intermediate\""],
+        },
+        Case {
+            what: "unsupported version",
+            kind: "root",
+            file: "root.toml",
+            edits: &[("version = 1", "version = 2")],
+            expected: &["version", "must be 1"],
+        },
+        Case {
+            what: "malformed date",
+            kind: "root",
+            file: "root.toml",
+            edits: &[("\"2046-12-01T00:00:00Z\"", "\"1 Dec 2046\"")],
+            expected: &["certificate.not-after", "RFC 3339"],
+        },
+        Case {
+            what: "no operators",
+            kind: "root",
+            file: "root.toml",
+            edits: &[(
+                "operators = [\"Ana Souza (CA officer)\", \"Bruno Lima (CA officer)\", \"Carla Dias (witness)\"]",
+                "operators = []",
+            )],
+            expected: &["operators"],
+        },
+        Case {
+            what: "bad country",
+            kind: "root",
+            file: "root.toml",
+            edits: &[("country = \"BR\"", "country = \"Brazil\"")],
+            expected: &["certificate.subject.country"],
+        },
+        Case {
+            what: "existing output file",
+            kind: "root",
+            file: "root.toml",
+            edits: &[("\"bad-root.pem\"", "\"root.pem\"")],
+            expected: &["root.pem already exists"],
+        },
+        Case {
+            what: "label already in the token",
+            kind: "root",
+            file: "root.toml",
+            edits: &[("root-bad", "root-2026")],
+            expected: &["key.label", "already used in token"],
+        },
+        Case {
+            what: "label already in the CA token",
+            kind: "key",
+            file: "int-server-key.toml",
+            edits: &[("int-bad", "int-workload-2026")],
+            expected: &["key.label", "already used"],
+        },
+        Case {
+            what: "unknown token role",
+            kind: "key",
+            file: "int-server-key.toml",
+            edits: &[("token = \"ca\"", "token = \"hsm9\"")],
+            expected: &["no token role \"hsm9\""],
+        },
+        Case {
+            what: "intermediate validity beyond the issuer",
+            kind: "intermediate",
+            file: "int-server.toml",
+            edits: &[("2031-12-01", "2047-12-01")],
+            expected: &["certificate", "issuer"],
+        },
+        Case {
+            what: "intermediate validity over 8 years",
+            kind: "intermediate",
+            file: "int-server.toml",
+            edits: &[("2031-12-01", "2036-12-01")],
+            expected: &["certificate", "8"],
+        },
+        Case {
+            what: "missing CRL DP",
+            kind: "intermediate",
+            file: "int-server.toml",
+            edits: &[(
+                "crl-distribution-points = [\"http://pki.example.com/crl/root.crl\"]",
+                "crl-distribution-points = []",
+            )],
+            expected: &["certificate.crl-distribution-points", "required"],
+        },
+        Case {
+            what: "https CRL DP",
+            kind: "intermediate",
+            file: "int-server.toml",
+            edits: &[(
+                "http://pki.example.com/crl/root.crl",
+                "https://pki.example.com/crl/root.crl",
+            )],
+            expected: &["certificate.crl-distribution-points[0]", "http://"],
+        },
+        Case {
+            what: "pathLen other than 0",
+            kind: "intermediate",
+            file: "int-server.toml",
+            edits: &[("usage = \"server\"", "usage = \"server\"\npath-len = 1")],
+            expected: &["certificate.path-len", "pathLen 0"],
+        },
+        Case {
+            what: "malformed name constraint",
+            kind: "intermediate",
+            file: "int-server.toml",
+            edits: &[("\"example.internal\"", "\"*.example.internal\"")],
+            expected: &["certificate.name-constraints.permitted-dns[1]", "wildcards"],
+        },
+        Case {
+            what: "issuer key algorithm not the root's",
+            kind: "intermediate",
+            file: "int-server.toml",
+            edits: &[(
+                "key-algorithm = \"ecdsa-p384-sha384\"",
+                "key-algorithm = \"ecdsa-p256-sha256\"",
+            )],
+            expected: &["issuer.certificate"],
+        },
+        Case {
+            what: "issuer key not in the token",
+            kind: "intermediate",
+            file: "int-server.toml",
+            edits: &[("key-label = \"root-2026\"", "key-label = \"root-1999\"")],
+            expected: &["no key labelled \"root-1999\""],
+        },
+        Case {
+            what: "missing subject key file",
+            kind: "intermediate",
+            file: "int-server.toml",
+            edits: &[("\"int-server.pub.pem\"", "\"nope.pub.pem\"")],
+            expected: &["subject-key.public-key", "nope.pub.pem"],
+        },
+        Case {
+            what: "CRL number not above the previous",
+            kind: "crl",
+            file: "root-arl.toml",
+            edits: &[(
+                "# previous = \"root-arl-0.pem\"",
+                "previous = \"root-arl-1.pem\"",
+            )],
+            expected: &["crl.number", "greater than the previous"],
+        },
+        Case {
+            what: "ARL next-update beyond a year",
+            kind: "crl",
+            file: "root-arl.toml",
+            edits: &[("2027-06-01", "2028-06-01")],
+            expected: &["crl.next-update", "one year"],
+        },
+        Case {
+            what: "missing section",
+            kind: "crl",
+            file: "root-arl.toml",
+            edits: &[(
+                "[outputs]\ncrl = \"bad-arl.pem\"\ntranscript = \"bad-arl.transcript.jsonl\"\n",
+                "",
+            )],
+            expected: &["missing field `outputs`"],
+        },
     ]
 }
 
@@ -310,7 +640,11 @@ fn bad_configs_fail_before_any_hsm_change_naming_the_field() {
             _ => FRESH_CRL,
         };
         for (from, to) in fresh.iter().chain(case.edits) {
-            assert!(text.contains(from), "{}: edit target {from:?} not found", case.what);
+            assert!(
+                text.contains(from),
+                "{}: edit target {from:?} not found",
+                case.what
+            );
             text = text.replace(from, to);
         }
         let file = format!("bad-{}", case.file);
@@ -322,13 +656,31 @@ fn bad_configs_fail_before_any_hsm_change_naming_the_field() {
         let output = run_ceremony(&dir, &credentials, case.kind, &file, &[]);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(1), "{}: {stderr}", case.what);
-        assert!(stderr.starts_with("error: ") && stderr.trim_end().lines().count() == 1, "{}: {stderr}", case.what);
+        assert!(
+            stderr.starts_with("error: ") && stderr.trim_end().lines().count() == 1,
+            "{}: {stderr}",
+            case.what
+        );
         eprintln!("{}: {}", case.what, stderr.trim_end());
         for expected in case.expected {
-            assert!(stderr.contains(expected), "{}: expected {expected:?} in {stderr}", case.what);
+            assert!(
+                stderr.contains(expected),
+                "{}: expected {expected:?} in {stderr}",
+                case.what
+            );
         }
         assert_eq!(files_in(&dir), files, "{}: files changed", case.what);
-        assert_eq!(token_objects(token, &token.root_label), root_objects, "{}: root token changed", case.what);
-        assert_eq!(token_objects(token, &token.ca_label), ca_objects, "{}: CA token changed", case.what);
+        assert_eq!(
+            token_objects(token, &token.root_label),
+            root_objects,
+            "{}: root token changed",
+            case.what
+        );
+        assert_eq!(
+            token_objects(token, &token.ca_label),
+            ca_objects,
+            "{}: CA token changed",
+            case.what
+        );
     }
 }

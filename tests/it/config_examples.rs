@@ -41,7 +41,10 @@ fn load(relative: &str, path: &Path) -> bool {
         }
         "ceremony/credentials.example.toml" => {
             let credentials = Credentials::load(path).unwrap();
-            assert_eq!(credentials.token("root").unwrap().token_label, "carimbo-root");
+            assert_eq!(
+                credentials.token("root").unwrap().token_label,
+                "carimbo-root"
+            );
             assert_eq!(credentials.token("ca").unwrap().token_label, "carimbo-ca");
             true
         }
@@ -56,14 +59,19 @@ fn load(relative: &str, path: &Path) -> bool {
             match kind {
                 "root" => drop(load_ceremony::<config::RootConfig>(path, kind).unwrap()),
                 "key" => drop(load_ceremony::<config::KeyConfig>(path, kind).unwrap()),
-                "intermediate" => drop(load_ceremony::<config::IntermediateConfig>(path, kind).unwrap()),
+                "intermediate" => {
+                    drop(load_ceremony::<config::IntermediateConfig>(path, kind).unwrap())
+                }
                 "crl" => drop(load_ceremony::<config::CrlConfig>(path, kind).unwrap()),
+                "cross-sign" => drop(load_ceremony::<config::CrossSignConfig>(path, kind).unwrap()),
                 "verify" => drop(load_ceremony::<config::VerifyConfig>(path, kind).unwrap()),
                 other => panic!("config/{name}: unknown ceremony {other}"),
             }
             // The whole example hierarchy also runs, in order, in tests/it/ceremony.rs.
             assert!(
-                carimbo_tests::EXAMPLE_CEREMONIES.iter().any(|(_, file)| name.ends_with(file)),
+                carimbo_tests::EXAMPLE_CEREMONIES
+                    .iter()
+                    .any(|(_, file)| name.ends_with(file)),
                 "config/{name} is not part of the example hierarchy run"
             );
             true

@@ -100,7 +100,13 @@ fn make_softhsm_token() -> Result<SoftHsmToken, String> {
     let pin = random_hex(8);
     // Every token of the process is made here, before any test loads the module: the
     // library reads its token directory once, at C_Initialize.
-    for token_label in [&label, &duplicate_label, &duplicate_label, &root_label, &ca_label] {
+    for token_label in [
+        &label,
+        &duplicate_label,
+        &duplicate_label,
+        &root_label,
+        &ca_label,
+    ] {
         let output = Command::new("softhsm2-util")
             .args(["--init-token", "--free", "--label", token_label])
             .args(["--so-pin", &random_hex(8), "--pin", &pin])
@@ -268,6 +274,8 @@ pub const EXAMPLE_CEREMONIES: &[(&str, &str)] = &[
     ("intermediate", "int-workload.toml"),
     ("crl", "root-arl.toml"),
     ("verify", "verify.toml"),
+    ("root", "root-next.toml"),
+    ("cross-sign", "cross-sign-next.toml"),
 ];
 
 /// Copies the example ceremony configs into a fresh directory with a credentials file

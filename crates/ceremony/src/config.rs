@@ -581,3 +581,55 @@ pub fn check_name_constraints<T>(
     }
     Ok(())
 }
+
+/// The existing CA certificate to cross-certify.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct OriginalSection {
+    /// The existing CA certificate (PEM): its subject, SKID and public key are kept.
+    pub certificate: PathBuf,
+    /// Algorithm of the existing CA's key.
+    pub key_algorithm: Algorithm,
+}
+
+/// Contents of a cross-certificate.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CrossCertificateSection {
+    /// EKU to assert (`server` or `workload`), or none.
+    pub usage: Option<Usage>,
+    /// pathLenConstraint, or none (unlimited, e.g. cross-signing a new root).
+    pub path_len: Option<u8>,
+    /// Start of validity.
+    pub not_before: Timestamp,
+    /// End of validity (≤ 8 years, inside the issuer's).
+    pub not_after: Timestamp,
+    /// CRL distribution points of the issuer (http://).
+    pub crl_distribution_points: Vec<String>,
+    /// AIA caIssuers of the issuer (http://).
+    pub ca_issuers: Vec<String>,
+}
+
+/// `ca-ceremony cross-sign`: an issuer certifies an existing CA's key, keeping its
+/// subject and SKID, so paths built through either issuer work (e.g. a new root
+/// cross-signed by the old one).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct CrossSignConfig {
+    /// Must be 1.
+    pub version: u32,
+    /// Must be `cross-sign`.
+    pub ceremony: String,
+    /// Free text for the transcript.
+    pub description: Option<String>,
+    /// Names of the people present.
+    pub operators: Vec<String>,
+    /// The signing CA.
+    pub issuer: IssuerSection,
+    /// The CA being cross-certified.
+    pub original: OriginalSection,
+    /// The cross-certificate.
+    pub certificate: CrossCertificateSection,
+    /// Output files.
+    pub outputs: CertificateOutputs,
+}

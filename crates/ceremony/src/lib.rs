@@ -34,6 +34,8 @@ pub enum CeremonyKind {
     Root,
     /// Sign an intermediate CA certificate with the root key.
     Intermediate,
+    /// Cross-certify an existing CA's key (subject and SKID kept) with another issuer.
+    CrossSign,
     /// Issue the root's CRL of revoked CA certificates (ARL).
     Crl,
     /// Re-check a finished hierarchy and its transcripts.
@@ -42,10 +44,11 @@ pub enum CeremonyKind {
 
 impl CeremonyKind {
     /// Every kind, for help texts.
-    pub const ALL: [CeremonyKind; 5] = [
+    pub const ALL: [CeremonyKind; 6] = [
         Self::Key,
         Self::Root,
         Self::Intermediate,
+        Self::CrossSign,
         Self::Crl,
         Self::Verify,
     ];
@@ -56,6 +59,7 @@ impl CeremonyKind {
             Self::Key => "key",
             Self::Root => "root",
             Self::Intermediate => "intermediate",
+            Self::CrossSign => "cross-sign",
             Self::Crl => "crl",
             Self::Verify => "verify",
         }
@@ -113,6 +117,7 @@ pub async fn run(kind: CeremonyKind, config: &Path, options: &RunOptions) -> Res
         CeremonyKind::Key => ceremonies::key::run(config, options).await,
         CeremonyKind::Root => ceremonies::root::run(config, options).await,
         CeremonyKind::Intermediate => ceremonies::intermediate::run(config, options).await,
+        CeremonyKind::CrossSign => ceremonies::cross_sign::run(config, options).await,
         CeremonyKind::Crl => ceremonies::crl::run(config, options).await,
         CeremonyKind::Verify => ceremonies::verify::run(config, options).await,
     }

@@ -2,6 +2,7 @@
 //! PEM files, key references and the throwaway key used to lint before the HSM.
 
 pub(crate) mod crl;
+pub(crate) mod cross_sign;
 pub(crate) mod intermediate;
 pub(crate) mod key;
 pub(crate) mod root;
