@@ -42,6 +42,15 @@ if ! { command -v python3 >/dev/null && python3 -c 'import cryptography' 2>/dev/
     fi
 fi
 export CARIMBO_PYTHON=$python
+# pkilint (RFC 5280 / RFC 6960 linters) checks the certificates and CRLs we produce.
+if ! "$python" -c 'import pkilint' 2>/dev/null; then
+    echo "installing the Python pkilint package"
+    "$python" -m pip install --quiet pkilint 2>/dev/null ||
+        "$python" -m pip install --quiet --break-system-packages pkilint || {
+        echo "error: the tests need pkilint (pip install pkilint)" >&2
+        exit 1
+    }
+fi
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

@@ -6,9 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use carimbo_tests::{
-    CeremonyPki, SoftHsmToken, ceremony_pki, ceremony_workspace, openssl, run_ceremony, softhsm,
-};
+use carimbo_tests::{CeremonyPki, SoftHsmToken, ceremony_pki, openssl, run_ceremony, softhsm};
 
 fn s(path: &Path) -> &str {
     path.to_str().unwrap()
@@ -16,17 +14,12 @@ fn s(path: &Path) -> &str {
 
 /// The objects in a token, as `pkcs11-tool` lists them (an independent PKCS#11 client).
 fn token_objects(token: &SoftHsmToken, label: &str) -> Vec<String> {
+    // Without a login (the ceremony tokens' PINs exist only as shares): the public
+    // objects, which every generated key pair adds to, with their labels.
     let output = Command::new("pkcs11-tool")
         .arg("--module")
         .arg(&token.module)
-        .args([
-            "--token-label",
-            label,
-            "--login",
-            "--pin",
-            &token.pin,
-            "--list-objects",
-        ])
+        .args(["--token-label", label, "--list-objects"])
         .output()
         .expect("pkcs11-tool (package opensc) is needed");
     assert!(
@@ -60,10 +53,19 @@ fn files_in(dir: &Path) -> Vec<String> {
 
 /// A copy of the finished PKI directory (configs, outputs, credentials).
 fn copy_of(pki: &CeremonyPki) -> (tempfile::TempDir, PathBuf, PathBuf) {
-    let keep = tempfile::tempdir().unwrap();
-    for name in files_in(&pki.dir) {
-        std::fs::copy(pki.dir.join(&name), keep.path().join(&name)).unwrap();
+    fn copy_dir(from: &Path, to: &Path) {
+        for name in files_in(from) {
+            let (source, target) = (from.join(&name), to.join(&name));
+            if source.is_dir() {
+                std::fs::create_dir(&target).unwrap();
+                copy_dir(&source, &target);
+            } else {
+                std::fs::copy(&source, &target).unwrap();
+            }
+        }
     }
+    let keep = tempfile::tempdir().unwrap();
+    copy_dir(&pki.dir, keep.path());
     let dir = keep.path().to_path_buf();
     let credentials = dir.join("credentials.toml");
     (keep, dir, credentials)
@@ -244,7 +246,7 @@ fn rollover_cross_certificate_keeps_subject_and_key_identifier() {
 #[test]
 fn verify_checks_recorded_final_hashes_and_catches_tampering() {
     let Some(pki) = ceremony_pki() else { return };
-    assert_eq!(pki.final_hashes.len(), 8, "{:?}", pki.final_hashes);
+    assert_eq!(pki.final_hashes.len(), 10, "{:?}", pki.final_hashes);
     let (_keep, dir, credentials) = copy_of(pki);
     // With the final hashes the officers recorded, verify passes.
     let mut with_hashes = std::fs::read_to_string(dir.join("verify.toml")).unwrap();
@@ -316,6 +318,116 @@ fn verify_checks_recorded_final_hashes_and_catches_tampering() {
 }
 
 #[test]
+fn a_wrong_share_set_is_refused_before_any_login() {
+    let Some(pki) = ceremony_pki() else { return };
+    let token = softhsm().unwrap();
+    let (_keep, dir, credentials) = copy_of(pki);
+    // A CA-token user share relabelled as a root share: the check digits still hold,
+    // the shares join to a wrong PIN, the PIN check refuses it.
+    let forged = std::fs::read_to_string(dir.join("ca-shares/2-bruno-lima.user.share"))
+        .unwrap()
+        .replace(
+            &format!("secret: {} user PIN", token.ca_label),
+            &format!("secret: {} user PIN", token.root_label),
+        );
+    std::fs::write(dir.join("root-shares/2-bruno-lima.user.share"), forged).unwrap();
+    let text = std::fs::read_to_string(&credentials).unwrap().replacen(
+        "root-shares/3-carla-dias.user.share",
+        "root-shares/2-bruno-lima.user.share",
+        1,
+    );
+    std::fs::write(&credentials, text).unwrap();
+    // A CRL ceremony with outputs of its own, run as a dry run: it only needs a login.
+    let mut crl = std::fs::read_to_string(dir.join("root-arl.toml")).unwrap();
+    for (from, to) in FRESH_CRL {
+        crl = crl.replace(from, to);
+    }
+    std::fs::write(dir.join("crl-again.toml"), crl).unwrap();
+    let flags = || {
+        let output = Command::new("pkcs11-tool")
+            .arg("--module")
+            .arg(&token.module)
+            .arg("-L")
+            .output()
+            .unwrap();
+        let listing = String::from_utf8_lossy(&output.stdout).into_owned();
+        let start = listing
+            .find(&format!("token label        : {}", token.root_label))
+            .unwrap();
+        listing[start..]
+            .lines()
+            .find(|l| l.contains("token flags"))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(!flags().contains("PIN count low"), "{}", flags());
+    let output = run_ceremony(&dir, &credentials, "crl", "crl-again.toml", &["--dry-run"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("do not reconstruct the user PIN"),
+        "{stderr}"
+    );
+    // No failed login reached the token (SoftHSM2 flags one as "user PIN count low").
+    assert!(!flags().contains("PIN count low"), "{}", flags());
+    // Too few shares, and a mistyped share, are refused too.
+    let one = std::fs::read_to_string(&credentials).unwrap().replacen(
+        "files = [\"root-shares/1-ana-souza.user.share\", \"root-shares/2-bruno-lima.user.share\"]",
+        "files = [\"root-shares/1-ana-souza.user.share\"]",
+        1,
+    );
+    std::fs::write(&credentials, one).unwrap();
+    let output = run_ceremony(&dir, &credentials, "crl", "crl-again.toml", &["--dry-run"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("2 are needed"), "{stderr}");
+    let share = dir.join("root-shares/1-ana-souza.user.share");
+    let typo = std::fs::read_to_string(&share)
+        .unwrap()
+        .replacen("value: ", "value: 0", 1);
+    std::fs::write(&share, typo).unwrap();
+    let output = run_ceremony(&dir, &credentials, "crl", "crl-again.toml", &["--dry-run"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("mistyped"), "{stderr}");
+    assert!(!flags().contains("PIN count low"));
+    // Control: a real wrong-PIN login does show in the flags.
+    let output = Command::new("pkcs11-tool")
+        .arg("--module")
+        .arg(&token.module)
+        .args([
+            "--token-label",
+            &token.root_label,
+            "--login",
+            "--pin",
+            "00000000",
+            "--list-objects",
+        ])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(flags().contains("PIN count low"), "{}", flags());
+}
+
+#[test]
+fn token_ceremony_writes_private_shares_and_no_pin() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(pki) = ceremony_pki() else { return };
+    let shares = files_in(&pki.path("root-shares"));
+    assert_eq!(shares.len(), 6, "{shares:?}");
+    for name in &shares {
+        let mode = std::fs::metadata(pki.path("root-shares").join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{name}");
+    }
+    let transcript = std::fs::read_to_string(pki.path("token-root.transcript.jsonl")).unwrap();
+    assert!(transcript.contains("\"threshold\":2"));
+    assert!(transcript.contains("root-shares/1-ana-souza.user.share"));
+    let check = std::fs::read_to_string(pki.path("root-pins.toml")).unwrap();
+    assert!(check.contains("hmac-sha256"));
+}
+
+#[test]
 fn outputs_are_never_overwritten() {
     let Some(pki) = ceremony_pki() else { return };
     let before = std::fs::read(pki.path("root.pem")).unwrap();
@@ -336,16 +448,15 @@ fn outputs_are_never_overwritten() {
 
 #[test]
 fn validate_and_dry_run_change_nothing() {
-    // The example hierarchy first, so no other test adds objects to the token meanwhile.
-    if ceremony_pki().is_none() {
-        return;
-    }
+    let Some(pki) = ceremony_pki() else { return };
     let token = softhsm().unwrap();
-    let (_keep, dir, credentials) = ceremony_workspace(token);
-    // A label of its own, so this test does not race the example hierarchy.
-    let config = std::fs::read_to_string(dir.join("root.toml"))
-        .unwrap()
-        .replace("root-2026", "root-dry-run");
+    let (_keep, dir, credentials) = copy_of(pki);
+    // A label and outputs of its own.
+    let mut config = std::fs::read_to_string(dir.join("root.toml")).unwrap();
+    for (from, to) in FRESH_ROOT {
+        config = config.replace(from, to);
+    }
+    let config = config.replace("root-bad", "root-dry-run");
     std::fs::write(dir.join("root.toml"), config).unwrap();
     let files = files_in(&dir);
     let objects = token_objects(token, &token.root_label);
@@ -413,6 +524,14 @@ const FRESH_KEY: &[(&str, &str)] = &[
     (
         "\"int-server-key.transcript.jsonl\"",
         "\"bad-key.transcript.jsonl\"",
+    ),
+];
+const FRESH_TOKEN: &[(&str, &str)] = &[
+    ("\"root-shares\"", "\"bad-shares\""),
+    ("\"root-pins.toml\"", "\"bad-pins.toml\""),
+    (
+        "\"token-root.transcript.jsonl\"",
+        "\"bad-token.transcript.jsonl\"",
     ),
 ];
 const FRESH_CRL: &[(&str, &str)] = &[
@@ -612,6 +731,27 @@ fn cases() -> Vec<Case> {
             expected: &["crl.next-update", "one year"],
         },
         Case {
+            what: "threshold above the number of holders",
+            kind: "token",
+            file: "token-root.toml",
+            edits: &[("threshold = 2", "threshold = 4")],
+            expected: &["pins.threshold", "at most the number of holders"],
+        },
+        Case {
+            what: "threshold of one",
+            kind: "token",
+            file: "token-root.toml",
+            edits: &[("threshold = 2", "threshold = 1")],
+            expected: &["pins.threshold", "at least 2"],
+        },
+        Case {
+            what: "already initialised token",
+            kind: "token",
+            file: "token-root.toml",
+            edits: &[],
+            expected: &["already initialised", "would wipe it"],
+        },
+        Case {
             what: "missing section",
             kind: "crl",
             file: "root-arl.toml",
@@ -637,6 +777,7 @@ fn bad_configs_fail_before_any_hsm_change_naming_the_field() {
             "root.toml" => FRESH_ROOT,
             "int-server.toml" => FRESH_INTERMEDIATE,
             "int-server-key.toml" => FRESH_KEY,
+            "token-root.toml" => FRESH_TOKEN,
             _ => FRESH_CRL,
         };
         for (from, to) in fresh.iter().chain(case.edits) {

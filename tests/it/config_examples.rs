@@ -46,6 +46,12 @@ fn load(relative: &str, path: &Path) -> bool {
                 "carimbo-root"
             );
             assert_eq!(credentials.token("ca").unwrap().token_label, "carimbo-ca");
+            // The SO PIN comes from shares that do not exist here: a clear refusal.
+            let error = credentials
+                .security_officer_pin("root")
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("root-pins.toml"), "{error}");
             true
         }
         name if name.starts_with("ceremony/") => {
@@ -57,6 +63,7 @@ fn load(relative: &str, path: &Path) -> bool {
                 .unwrap_or_else(|| panic!("config/{name} has no ceremony line"));
             // Strict parsing of the file as its ceremony type (unknown keys refused).
             match kind {
+                "token" => drop(load_ceremony::<config::TokenConfig>(path, kind).unwrap()),
                 "root" => drop(load_ceremony::<config::RootConfig>(path, kind).unwrap()),
                 "key" => drop(load_ceremony::<config::KeyConfig>(path, kind).unwrap()),
                 "intermediate" => {

@@ -47,9 +47,9 @@ pub struct SoftHsmToken {
     pub config_file: PathBuf,
     /// Label shared by two other tokens, to test ambiguous lookups.
     pub duplicate_label: String,
-    /// Label of a token playing the offline root token in ceremony tests.
+    /// Label the token ceremony gives the offline root token in ceremony tests.
     pub root_label: String,
-    /// Label of a token playing the online CA token in ceremony tests.
+    /// Label the token ceremony gives the online CA token in ceremony tests.
     pub ca_label: String,
     _dir: tempfile::TempDir,
 }
@@ -99,14 +99,9 @@ fn make_softhsm_token() -> Result<SoftHsmToken, String> {
     let ca_label = format!("ca-{suffix}");
     let pin = random_hex(8);
     // Every token of the process is made here, before any test loads the module: the
-    // library reads its token directory once, at C_Initialize.
-    for token_label in [
-        &label,
-        &duplicate_label,
-        &duplicate_label,
-        &root_label,
-        &ca_label,
-    ] {
+    // library reads its token directory once, at C_Initialize. (The root and CA tokens
+    // of the ceremony tests are initialised by the token ceremony, in a free slot.)
+    for token_label in [&label, &duplicate_label, &duplicate_label] {
         let output = Command::new("softhsm2-util")
             .args(["--init-token", "--free", "--label", token_label])
             .args(["--so-pin", &random_hex(8), "--pin", &pin])
@@ -267,6 +262,8 @@ impl CeremonyPki {
 
 /// The order in which the example ceremonies run, with their config files.
 pub const EXAMPLE_CEREMONIES: &[(&str, &str)] = &[
+    ("token", "token-root.toml"),
+    ("token", "token-ca.toml"),
     ("root", "root.toml"),
     ("key", "int-server-key.toml"),
     ("key", "int-workload-key.toml"),
@@ -292,10 +289,18 @@ pub fn ceremony_workspace(token: &SoftHsmToken) -> (tempfile::TempDir, PathBuf, 
         }
     }
     let credentials = dir.join("credentials.toml");
+    // PINs from two of the three holders' shares, as on the day.
     let role = |role: &str, label: &str| {
+        let share = |holder: &str, pin: &str| format!("\"{role}-shares/{holder}.{pin}.share\"");
         format!(
-            "[tokens.{role}]\nmodule = {:?}\ntoken-label = {label:?}\npin-file = {:?}\n",
-            token.module, token.pin_file
+            "[tokens.{role}]\nmodule = {:?}\ntoken-label = {label:?}\n\
+             pin-shares = {{ check = \"{role}-pins.toml\", files = [{}, {}] }}\n\
+             so-pin-shares = {{ check = \"{role}-pins.toml\", files = [{}, {}] }}\n",
+            token.module,
+            share("1-ana-souza", "user"),
+            share("3-carla-dias", "user"),
+            share("2-bruno-lima", "so"),
+            share("3-carla-dias", "so"),
         )
     };
     std::fs::write(

@@ -633,3 +633,56 @@ pub struct CrossSignConfig {
     /// Output files.
     pub outputs: CertificateOutputs,
 }
+
+/// Which token to initialise: a role of the credentials file, whose `module`,
+/// `token-label` (the label to give) and optional `token-serial` (which uninitialised
+/// token) are used.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TokenSection {
+    /// Token role in the credentials file.
+    pub role: String,
+}
+
+/// How the PINs are split.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PinsSection {
+    /// Shares needed to rebuild a PIN (M), at least 2.
+    pub threshold: u8,
+    /// One share of each PIN per holder (N = number of holders).
+    pub holders: Vec<String>,
+}
+
+/// Outputs of a token ceremony.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TokenOutputs {
+    /// New directory for the share files (one per holder and PIN, mode 0600).
+    pub shares_directory: PathBuf,
+    /// Salted HMAC of each PIN, to refuse a wrong share set before any login.
+    pub pin_check: PathBuf,
+    /// Transcript.
+    pub transcript: PathBuf,
+}
+
+/// `ca-ceremony token`: initialise an uninitialised token with PINs made by the tool
+/// and split M-of-N among the holders.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TokenConfig {
+    /// Must be 1.
+    pub version: u32,
+    /// Must be `token`.
+    pub ceremony: String,
+    /// Free text for the transcript.
+    pub description: Option<String>,
+    /// Names of the people present.
+    pub operators: Vec<String>,
+    /// The token.
+    pub token: TokenSection,
+    /// PIN splitting.
+    pub pins: PinsSection,
+    /// Output files.
+    pub outputs: TokenOutputs,
+}

@@ -1,5 +1,5 @@
 //! The credentials file: how to reach each token role (`root`, `ca`, ...) — module,
-//! token label and serial, where the PIN comes from. Kept apart from the reviewed
+//! token label and serial, where the PINs come from. Kept apart from the reviewed
 //! ceremony configs, so those are byte-identical in rehearsal (SoftHSM2) and on the day.
 //!
 //! ```toml
@@ -8,16 +8,21 @@
 //! module = "/usr/lib/softhsm/libsofthsm2.so"
 //! token-label = "carimbo-root"
 //! token-serial = "8d1f0c2b4e6a7f90"
-//! pin-file = "/media/officer/root.pin"      # or pin-env = "CARIMBO_ROOT_PIN"
+//! # The user PIN: joined from officers' shares and checked before any login...
+//! pin-shares = { check = "root-pins.toml", files = ["shares/1-ana.user.share", "shares/2-bruno.user.share"] }
+//! # ...or read from a file (rehearsal) — pin-file = "root.pin" — or pin-env = "VAR".
+//! # The SO PIN, for backup and restore only:
+//! so-pin-shares = { check = "root-pins.toml", files = ["shares/1-ana.so.share", "shares/3-carla.so.share"] }
 //! ```
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use carimbo_kms_pkcs11::{Pkcs11Config, Pkcs11Provider};
-use serde::Deserialize;
+use carimbo_kms_pkcs11::{Pin, Pkcs11Config, Pkcs11Provider};
+use serde::{Deserialize, Serialize};
 
 use crate::config::{CONFIG_VERSION, Loaded, load};
+use crate::shares::{SecretCheck, ShareFile, join};
 use crate::{CeremonyError, Result};
 
 /// Environment variable naming the credentials file when `--credentials` is not given.
@@ -30,12 +35,71 @@ struct CredentialsFile {
     tokens: BTreeMap<String, toml::Table>,
 }
 
-/// Token roles and their PKCS#11 configs.
+/// Where a PIN's shares are.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PinShares {
+    /// The PIN check file written by the token ceremony.
+    pub check: PathBuf,
+    /// At least `threshold` share files.
+    pub files: Vec<PathBuf>,
+}
+
+/// The PIN check file written by the token ceremony: a salted HMAC of each PIN.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PinCheckFile {
+    /// Must be 1.
+    pub version: u32,
+    /// Label of the token.
+    pub token_label: String,
+    /// Serial of the token.
+    pub token_serial: String,
+    /// Shares needed.
+    pub threshold: u8,
+    /// Share holders, in share order.
+    pub holders: Vec<String>,
+    /// Check of the user PIN.
+    pub user: SecretCheck,
+    /// Check of the SO PIN.
+    pub so: SecretCheck,
+}
+
+/// Which PIN of a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinKind {
+    /// The user PIN (key use).
+    User,
+    /// The security officer PIN (token administration: trusted wrapping keys).
+    SecurityOfficer,
+}
+
+impl PinKind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::User => "user PIN",
+            Self::SecurityOfficer => "SO PIN",
+        }
+    }
+}
+
+/// One token role.
+#[derive(Debug)]
+struct Role {
+    config: Pkcs11Config,
+    pin_shares: Option<PinShares>,
+    so_pin_shares: Option<PinShares>,
+}
+
+/// Token roles and how to reach them.
 #[derive(Debug)]
 pub struct Credentials {
     path: PathBuf,
-    tokens: BTreeMap<String, Pkcs11Config>,
+    roles: BTreeMap<String, Role>,
 }
+
+/// Placeholder PIN source for roles whose PIN comes from shares (never read).
+const SHARES_PLACEHOLDER_ENV: &str = "CARIMBO_CEREMONY_PIN_FROM_SHARES";
 
 impl Credentials {
     /// Loads the credentials file at `path`.
@@ -45,22 +109,53 @@ impl Credentials {
             return Err(loaded.error("version", format!("must be {CONFIG_VERSION}")));
         }
         let base = loaded.path.parent().unwrap_or(Path::new("."));
-        let mut tokens = BTreeMap::new();
-        for (role, table) in &loaded.config.tokens {
+        let mut roles = BTreeMap::new();
+        for (name, table) in &loaded.config.tokens {
+            let field = format!("tokens.{name}");
             let mut table = table.clone();
+            let mut take_shares = |key: &str| -> Result<Option<PinShares>> {
+                let Some(value) = table.remove(key) else {
+                    return Ok(None);
+                };
+                let mut shares: PinShares = value.try_into().map_err(|e: toml::de::Error| {
+                    loaded.error(&format!("{field}.{key}"), e.message().to_owned())
+                })?;
+                shares.check = base.join(&shares.check);
+                shares.files = shares.files.iter().map(|f| base.join(f)).collect();
+                Ok(Some(shares))
+            };
+            let pin_shares = take_shares("pin-shares")?;
+            let so_pin_shares = take_shares("so-pin-shares")?;
+            if pin_shares.is_some() {
+                if table.contains_key("pin-file") || table.contains_key("pin-env") {
+                    return Err(
+                        loaded.error(&field, "give pin-shares or pin-file/pin-env, not both")
+                    );
+                }
+                table.insert(
+                    "pin-env".into(),
+                    toml::Value::String(SHARES_PLACEHOLDER_ENV.into()),
+                );
+            }
             table.insert(
                 "version".into(),
                 toml::Value::Integer(i64::from(CONFIG_VERSION)),
             );
-            let text = toml::to_string(&table)
-                .map_err(|e| loaded.error(&format!("tokens.{role}"), e.to_string()))?;
+            let text = toml::to_string(&table).map_err(|e| loaded.error(&field, e.to_string()))?;
             let config = Pkcs11Config::from_toml_str(&text, base)
-                .map_err(|e| loaded.error(&format!("tokens.{role}"), e.to_string()))?;
-            tokens.insert(role.clone(), config);
+                .map_err(|e| loaded.error(&field, e.to_string()))?;
+            roles.insert(
+                name.clone(),
+                Role {
+                    config,
+                    pin_shares,
+                    so_pin_shares,
+                },
+            );
         }
         Ok(Self {
             path: loaded.path,
-            tokens,
+            roles,
         })
     }
 
@@ -78,22 +173,83 @@ impl Credentials {
         }
     }
 
-    /// The config of token role `role`.
-    pub fn token(&self, role: &str) -> Result<&Pkcs11Config> {
-        self.tokens.get(role).ok_or_else(|| {
+    fn role(&self, name: &str) -> Result<&Role> {
+        self.roles.get(name).ok_or_else(|| {
             CeremonyError::config(
                 &self.path,
                 Some("tokens"),
                 format!(
-                    "no token role {role:?} (roles defined: {})",
-                    self.tokens.keys().cloned().collect::<Vec<_>>().join(", ")
+                    "no token role {name:?} (roles defined: {})",
+                    self.roles.keys().cloned().collect::<Vec<_>>().join(", ")
                 ),
             )
         })
     }
 
-    /// Opens token role `role`.
-    pub async fn open(&self, role: &str) -> Result<Pkcs11Provider> {
-        Ok(Pkcs11Provider::open(self.token(role)?).await?)
+    /// The PKCS#11 config of token role `role`.
+    pub fn token(&self, role: &str) -> Result<&Pkcs11Config> {
+        Ok(&self.role(role)?.config)
     }
+
+    /// Opens token role `role`, logging in with its user PIN (joined from shares and
+    /// checked first, when the role uses shares).
+    pub async fn open(&self, role: &str) -> Result<Pkcs11Provider> {
+        let entry = self.role(role)?;
+        match &entry.pin_shares {
+            Some(shares) => {
+                let pin = joined_pin(shares, PinKind::User, &entry.config)?;
+                Ok(Pkcs11Provider::open_with_pin(&entry.config, pin).await?)
+            }
+            None => Ok(Pkcs11Provider::open(&entry.config).await?),
+        }
+    }
+
+    /// The SO PIN of role `role`, joined from its `so-pin-shares` and checked.
+    pub fn security_officer_pin(&self, role: &str) -> Result<Pin> {
+        let entry = self.role(role)?;
+        let shares = entry.so_pin_shares.as_ref().ok_or_else(|| {
+            CeremonyError::config(
+                &self.path,
+                Some(&format!("tokens.{role}")),
+                "this ceremony needs the token's SO PIN: add so-pin-shares",
+            )
+        })?;
+        joined_pin(shares, PinKind::SecurityOfficer, &entry.config)
+    }
+}
+
+/// Joins a PIN from its share files and checks it against the PIN check file, before
+/// it goes anywhere near `C_Login`.
+fn joined_pin(shares: &PinShares, kind: PinKind, config: &Pkcs11Config) -> Result<Pin> {
+    let text = std::fs::read_to_string(&shares.check)
+        .map_err(|e| CeremonyError::io("read", &shares.check, e))?;
+    let check: PinCheckFile = toml::from_str(&text)
+        .map_err(|e| CeremonyError::config(&shares.check, None, e.message().to_owned()))?;
+    if check.token_label != config.token_label {
+        return Err(CeremonyError::Refused(format!(
+            "{} is the PIN check of token {:?}, not {:?}",
+            shares.check.display(),
+            check.token_label,
+            config.token_label
+        )));
+    }
+    let files = shares
+        .files
+        .iter()
+        .map(|path| {
+            let text = zeroize::Zeroizing::new(
+                std::fs::read_to_string(path).map_err(|e| CeremonyError::io("read", path, e))?,
+            );
+            ShareFile::parse(&text, path)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let what = format!("{} of token {}", kind.name(), config.token_label);
+    let secret_check = match kind {
+        PinKind::User => &check.user,
+        PinKind::SecurityOfficer => &check.so,
+    };
+    let secret = join(&files, &what, secret_check)?;
+    let text = std::str::from_utf8(&secret)
+        .map_err(|_| CeremonyError::Refused(format!("the joined {what} is not text")))?;
+    Ok(Pin::new(text.to_owned()))
 }

@@ -17,6 +17,7 @@ pub mod config;
 pub mod credentials;
 mod error;
 pub mod outputs;
+pub mod shares;
 pub mod transcript;
 
 use std::fmt;
@@ -28,6 +29,8 @@ pub use error::{CeremonyError, Result};
 /// The ceremony types.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CeremonyKind {
+    /// Initialise an uninitialised token; PINs split M-of-N among holders.
+    Token,
     /// Generate a key pair in a token; write its public key and key reference.
     Key,
     /// Generate the root key and self-sign the root certificate.
@@ -44,7 +47,8 @@ pub enum CeremonyKind {
 
 impl CeremonyKind {
     /// Every kind, for help texts.
-    pub const ALL: [CeremonyKind; 6] = [
+    pub const ALL: [CeremonyKind; 7] = [
+        Self::Token,
         Self::Key,
         Self::Root,
         Self::Intermediate,
@@ -56,6 +60,7 @@ impl CeremonyKind {
     /// The name used on the command line and in config files.
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Token => "token",
             Self::Key => "key",
             Self::Root => "root",
             Self::Intermediate => "intermediate",
@@ -114,6 +119,7 @@ pub struct Outcome {
 /// Runs ceremony `kind` with the config at `config`.
 pub async fn run(kind: CeremonyKind, config: &Path, options: &RunOptions) -> Result<Outcome> {
     match kind {
+        CeremonyKind::Token => ceremonies::token::run(config, options).await,
         CeremonyKind::Key => ceremonies::key::run(config, options).await,
         CeremonyKind::Root => ceremonies::root::run(config, options).await,
         CeremonyKind::Intermediate => ceremonies::intermediate::run(config, options).await,

@@ -13,7 +13,7 @@ use crate::{CeremonyError, Result};
 #[derive(Debug, Default)]
 pub struct Outputs {
     planned: Vec<PathBuf>,
-    staged: Vec<(PathBuf, Vec<u8>)>,
+    staged: Vec<(PathBuf, Vec<u8>, u32)>,
 }
 
 impl Outputs {
@@ -46,6 +46,15 @@ impl Outputs {
     /// Stages the contents of planned output `path`; returns its SHA-256 (hex) for the
     /// transcript.
     pub fn stage(&mut self, path: &Path, bytes: Vec<u8>) -> Result<String> {
+        self.stage_with_mode(path, bytes, 0o644)
+    }
+
+    /// Stages a planned output that only its owner may read (mode 0600).
+    pub fn stage_private(&mut self, path: &Path, bytes: Vec<u8>) -> Result<String> {
+        self.stage_with_mode(path, bytes, 0o600)
+    }
+
+    fn stage_with_mode(&mut self, path: &Path, bytes: Vec<u8>, mode: u32) -> Result<String> {
         if !self.planned.iter().any(|p| p == path) {
             return Err(CeremonyError::Refused(format!(
                 "{} was not planned as an output",
@@ -53,7 +62,7 @@ impl Outputs {
             )));
         }
         let hash = sha256_hex(&bytes);
-        self.staged.push((path.to_path_buf(), bytes));
+        self.staged.push((path.to_path_buf(), bytes, mode));
         Ok(hash)
     }
 
@@ -72,9 +81,9 @@ impl Outputs {
     }
 
     fn place_all(&self, placed: &mut Vec<PathBuf>) -> Result<()> {
-        for (path, bytes) in &self.staged {
+        for (path, bytes, mode) in &self.staged {
             let temp = temporary_name(path);
-            let written = write_synced(&temp, bytes).and_then(|()| {
+            let written = write_synced(&temp, bytes, *mode).and_then(|()| {
                 fs::hard_link(&temp, path).map_err(|e| {
                     if e.kind() == std::io::ErrorKind::AlreadyExists {
                         CeremonyError::OutputExists(path.clone())
@@ -111,11 +120,11 @@ fn temporary_name(path: &Path) -> PathBuf {
     directory_of(path).join(format!(".{name}.partial-{}", std::process::id()))
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> Result<()> {
+fn write_synced(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
     let mut file = OpenOptions::new()
         .write(true)
         .create_new(true)
-        .mode(0o644)
+        .mode(mode)
         .open(path)
         .map_err(|e| CeremonyError::io("create", path, e))?;
     file.write_all(bytes)

@@ -17,7 +17,7 @@ use crate::module::{TOKEN_STORE, is_transient, lock, retry_transient};
 use crate::objects::{self, KeyLocation, KeyProtection, SecretKind};
 use crate::scheme::Scheme;
 use crate::token::Token;
-use crate::{BackupPolicy, PROVIDER_ID, Pkcs11Config, Pkcs11Error};
+use crate::{BackupPolicy, PROVIDER_ID, Pin, Pkcs11Config, Pkcs11Error};
 
 /// Length of the random `CKA_ID` of generated keys.
 const OBJECT_ID_LEN: usize = 16;
@@ -49,6 +49,17 @@ impl Pkcs11Provider {
     /// finds the token by label (and serial), reads the PIN, logs in and probes the
     /// token's mechanisms. Never initialises (formats) a token.
     pub async fn open(config: &Pkcs11Config) -> Result<Self, Pkcs11Error> {
+        Self::open_inner(config, None).await
+    }
+
+    /// Like [`Pkcs11Provider::open`], but logs in with `pin` instead of the config's PIN
+    /// source — for callers that reconstruct the PIN themselves (the ceremony joins it
+    /// from officers' shares and checks it before any `C_Login`).
+    pub async fn open_with_pin(config: &Pkcs11Config, pin: Pin) -> Result<Self, Pkcs11Error> {
+        Self::open_inner(config, Some(pin)).await
+    }
+
+    async fn open_inner(config: &Pkcs11Config, pin: Option<Pin>) -> Result<Self, Pkcs11Error> {
         config.validate().map_err(|message| Pkcs11Error::Config {
             origin: "(given in code)".into(),
             message,
@@ -56,7 +67,7 @@ impl Pkcs11Provider {
         let config = config.clone();
         let limit = config.timeout;
         let label = config.token_label.clone();
-        let task = tokio::task::spawn_blocking(move || Token::open(&config));
+        let task = tokio::task::spawn_blocking(move || Token::open(&config, pin));
         match tokio::time::timeout(limit, task).await {
             Err(_) => Err(Pkcs11Error::Timeout {
                 operation: "open",

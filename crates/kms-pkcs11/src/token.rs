@@ -60,8 +60,11 @@ impl std::fmt::Debug for Token {
 
 impl Token {
     /// Loads the module, finds the token, logs in and probes the mechanisms. Blocking.
-    pub(crate) fn open(config: &Pkcs11Config) -> Result<Self, Pkcs11Error> {
-        let pin = config.read_pin()?;
+    pub(crate) fn open(config: &Pkcs11Config, pin: Option<Pin>) -> Result<Self, Pkcs11Error> {
+        let pin = match pin {
+            Some(pin) => pin,
+            None => config.read_pin()?,
+        };
         let module = module::load(&config.module)?;
         let pkcs11 = &module.pkcs11;
         // A token whose file another process is rewriting can be missing for a moment.

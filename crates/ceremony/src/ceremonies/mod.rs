@@ -6,6 +6,7 @@ pub(crate) mod cross_sign;
 pub(crate) mod intermediate;
 pub(crate) mod key;
 pub(crate) mod root;
+pub(crate) mod token;
 pub(crate) mod verify;
 
 use std::path::{Path, PathBuf};
@@ -89,6 +90,18 @@ impl Run {
         Ok(())
     }
 
+    /// Stages a secret output (mode 0600, e.g. a share file) and records its hash.
+    pub(crate) fn private_output(&mut self, path: &Path, bytes: Vec<u8>) -> Result<()> {
+        let size = bytes.len();
+        let hash = self.outputs.stage_private(path, bytes)?;
+        self.transcript.record(
+            "output",
+            json!({ "path": relative_name(&self.transcript_path, path), "sha256": hash, "bytes": size }),
+        );
+        self.written.push(path.to_path_buf());
+        Ok(())
+    }
+
     /// Writes everything; returns the outcome with the transcript's final hash.
     pub(crate) fn finish(mut self, mut report: Vec<String>) -> Result<Outcome> {
         self.transcript.record("complete", json!({}));
@@ -147,6 +160,16 @@ where
         Ok(report) => run.finish(report),
         Err(error) => Err(run.fail(error)),
     }
+}
+
+/// `path` relative to the transcript's directory when it is below it (share files in
+/// a subdirectory), else its file name.
+pub(crate) fn relative_name(transcript: &Path, path: &Path) -> String {
+    transcript
+        .parent()
+        .and_then(|dir| path.strip_prefix(dir).ok())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| file_name(path))
 }
 
 /// The file name of `path`, for transcripts (outputs sit next to the transcript).
