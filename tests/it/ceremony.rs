@@ -246,7 +246,7 @@ fn rollover_cross_certificate_keeps_subject_and_key_identifier() {
 #[test]
 fn verify_checks_recorded_final_hashes_and_catches_tampering() {
     let Some(pki) = ceremony_pki() else { return };
-    assert_eq!(pki.final_hashes.len(), 10, "{:?}", pki.final_hashes);
+    assert_eq!(pki.final_hashes.len(), 13, "{:?}", pki.final_hashes);
     let (_keep, dir, credentials) = copy_of(pki);
     // With the final hashes the officers recorded, verify passes.
     let mut with_hashes = std::fs::read_to_string(dir.join("verify.toml")).unwrap();
@@ -428,6 +428,42 @@ fn token_ceremony_writes_private_shares_and_no_pin() {
 }
 
 #[test]
+fn the_root_key_restores_into_the_backup_token() {
+    let Some(pki) = ceremony_pki() else { return };
+    let token = softhsm().unwrap();
+    let reference = std::fs::read_to_string(pki.path("root-2026-restored.key.toml")).unwrap();
+    assert!(
+        reference.contains(&format!("token-label = {:?}", token.backup_label)),
+        "{reference}"
+    );
+    let original = std::fs::read_to_string(pki.path("root.key.toml")).unwrap();
+    let hash = |text: &str| {
+        text.lines()
+            .find(|l| l.starts_with("public-key-sha256"))
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(hash(&reference), hash(&original));
+    // The backup token now holds the key; the wrapping key is gone from both tokens.
+    let backup_objects = token_objects(token, &token.backup_label).join("\n");
+    assert!(backup_objects.contains("root-2026"), "{backup_objects}");
+    for label in [&token.root_label, &token.backup_label] {
+        let objects = token_objects(token, label).join("\n");
+        assert!(
+            !objects.contains("carimbo-backup-wrap"),
+            "wrapping key left in {label}: {objects}"
+        );
+    }
+    let transcript = std::fs::read_to_string(pki.path("restore-root.transcript.jsonl")).unwrap();
+    assert!(
+        transcript.contains("\"test_signature\":\"verified against the backed-up public key\"")
+    );
+    // The backup holds no plaintext key: only the wrapped blob and public data.
+    let backup = std::fs::read_to_string(pki.path("root-2026.backup")).unwrap();
+    assert!(backup.contains("wrapped-key") && backup.contains("CKM_AES_KEY_WRAP_PAD"));
+}
+
+#[test]
 fn outputs_are_never_overwritten() {
     let Some(pki) = ceremony_pki() else { return };
     let before = std::fs::read(pki.path("root.pem")).unwrap();
@@ -534,6 +570,25 @@ const FRESH_TOKEN: &[(&str, &str)] = &[
         "\"bad-token.transcript.jsonl\"",
     ),
 ];
+const FRESH_BACKUP: &[(&str, &str)] = &[
+    ("\"root-2026.backup\"", "\"bad.backup\""),
+    ("\"root-wrapping-shares\"", "\"bad-wrapping-shares\""),
+    (
+        "\"backup-root.transcript.jsonl\"",
+        "\"bad-backup.transcript.jsonl\"",
+    ),
+];
+const FRESH_RESTORE: &[(&str, &str)] = &[
+    (
+        "\"root-2026-restored.key.toml\"",
+        "\"bad-restored.key.toml\"",
+    ),
+    (
+        "\"restore-root.transcript.jsonl\"",
+        "\"bad-restore.transcript.jsonl\"",
+    ),
+    ("label = \"root-2026\"", "label = \"root-restore-bad\""),
+];
 const FRESH_CRL: &[(&str, &str)] = &[
     ("\"root-arl-1.pem\"", "\"bad-arl.pem\""),
     (
@@ -572,7 +627,10 @@ fn cases() -> Vec<Case> {
             what: "unknown key",
             kind: "root",
             file: "root.toml",
-            edits: &[("backup = \"none\"", "backup = \"none\"\ncolour = \"blue\"")],
+            edits: &[(
+                "backup = \"wrap-with-trusted\"",
+                "backup = \"wrap-with-trusted\"\ncolour = \"blue\"",
+            )],
             expected: &["key", "unknown field `colour`"],
         },
         Case {
@@ -745,6 +803,44 @@ fn cases() -> Vec<Case> {
             expected: &["pins.threshold", "at least 2"],
         },
         Case {
+            what: "backup of a key made without a backup policy",
+            kind: "backup",
+            file: "backup-root.toml",
+            edits: &[
+                ("token = \"root\"", "token = \"ca\""),
+                ("label = \"root-2026\"", "label = \"int-server-2026\""),
+                ("ecdsa-p384-sha384", "ecdsa-p256-sha256"),
+            ],
+            expected: &["key.label", "not generated for backup"],
+        },
+        Case {
+            what: "restore with too few shares",
+            kind: "restore",
+            file: "restore-root.toml",
+            edits: &[(
+                ", \"root-wrapping-shares/3-carla-dias.wrapping-key.share\"",
+                "",
+            )],
+            expected: &["1 share(s) given", "2 are needed"],
+        },
+        Case {
+            what: "restore checked against the wrong certificate",
+            kind: "restore",
+            file: "restore-root.toml",
+            edits: &[(
+                "certificate = \"root.pem\"",
+                "certificate = \"int-server.pem\"",
+            )],
+            expected: &["backup.certificate"],
+        },
+        Case {
+            what: "restore onto a used label",
+            kind: "restore",
+            file: "restore-root.toml",
+            edits: &[("label = \"root-restore-bad\"", "label = \"root-2026\"")],
+            expected: &["target.label", "already used"],
+        },
+        Case {
             what: "already initialised token",
             kind: "token",
             file: "token-root.toml",
@@ -778,6 +874,8 @@ fn bad_configs_fail_before_any_hsm_change_naming_the_field() {
             "int-server.toml" => FRESH_INTERMEDIATE,
             "int-server-key.toml" => FRESH_KEY,
             "token-root.toml" => FRESH_TOKEN,
+            "backup-root.toml" => FRESH_BACKUP,
+            "restore-root.toml" => FRESH_RESTORE,
             _ => FRESH_CRL,
         };
         for (from, to) in fresh.iter().chain(case.edits) {
@@ -793,6 +891,7 @@ fn bad_configs_fail_before_any_hsm_change_naming_the_field() {
         let files = files_in(&dir);
         let root_objects = token_objects(token, &token.root_label);
         let ca_objects = token_objects(token, &token.ca_label);
+        let backup_objects = token_objects(token, &token.backup_label);
 
         let output = run_ceremony(&dir, &credentials, case.kind, &file, &[]);
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -821,6 +920,12 @@ fn bad_configs_fail_before_any_hsm_change_naming_the_field() {
             token_objects(token, &token.ca_label),
             ca_objects,
             "{}: CA token changed",
+            case.what
+        );
+        assert_eq!(
+            token_objects(token, &token.backup_label),
+            backup_objects,
+            "{}: backup token changed",
             case.what
         );
     }

@@ -70,6 +70,8 @@ fn load(relative: &str, path: &Path) -> bool {
                     drop(load_ceremony::<config::IntermediateConfig>(path, kind).unwrap())
                 }
                 "crl" => drop(load_ceremony::<config::CrlConfig>(path, kind).unwrap()),
+                "backup" => drop(load_ceremony::<config::BackupConfig>(path, kind).unwrap()),
+                "restore" => drop(load_ceremony::<config::RestoreConfig>(path, kind).unwrap()),
                 "cross-sign" => drop(load_ceremony::<config::CrossSignConfig>(path, kind).unwrap()),
                 "verify" => drop(load_ceremony::<config::VerifyConfig>(path, kind).unwrap()),
                 other => panic!("config/{name}: unknown ceremony {other}"),

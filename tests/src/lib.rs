@@ -51,6 +51,8 @@ pub struct SoftHsmToken {
     pub root_label: String,
     /// Label the token ceremony gives the online CA token in ceremony tests.
     pub ca_label: String,
+    /// Label the token ceremony gives the root backup token in ceremony tests.
+    pub backup_label: String,
     _dir: tempfile::TempDir,
 }
 
@@ -97,6 +99,7 @@ fn make_softhsm_token() -> Result<SoftHsmToken, String> {
     let duplicate_label = format!("dup-{suffix}");
     let root_label = format!("root-{suffix}");
     let ca_label = format!("ca-{suffix}");
+    let backup_label = format!("backup-{suffix}");
     let pin = random_hex(8);
     // Every token of the process is made here, before any test loads the module: the
     // library reads its token directory once, at C_Initialize. (The root and CA tokens
@@ -125,6 +128,7 @@ fn make_softhsm_token() -> Result<SoftHsmToken, String> {
         duplicate_label,
         root_label,
         ca_label,
+        backup_label,
         _dir: dir,
     };
     let text = token.config_text("");
@@ -273,6 +277,9 @@ pub const EXAMPLE_CEREMONIES: &[(&str, &str)] = &[
     ("verify", "verify.toml"),
     ("root", "root-next.toml"),
     ("cross-sign", "cross-sign-next.toml"),
+    ("token", "token-root-backup.toml"),
+    ("backup", "backup-root.toml"),
+    ("restore", "restore-root.toml"),
 ];
 
 /// Copies the example ceremony configs into a fresh directory with a credentials file
@@ -306,9 +313,10 @@ pub fn ceremony_workspace(token: &SoftHsmToken) -> (tempfile::TempDir, PathBuf, 
     std::fs::write(
         &credentials,
         format!(
-            "version = 1\n{}{}",
+            "version = 1\n{}{}{}",
             role("root", &token.root_label),
-            role("ca", &token.ca_label)
+            role("ca", &token.ca_label),
+            role("root-backup", &token.backup_label)
         ),
     )
     .unwrap();

@@ -686,3 +686,111 @@ pub struct TokenConfig {
     /// Output files.
     pub outputs: TokenOutputs,
 }
+
+/// The key to back up.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BackupKeySection {
+    /// Token role holding the key (its credentials need `so-pin-shares`).
+    pub token: String,
+    /// `CKA_LABEL` of the key (generated with `backup = "wrap-with-trusted"`).
+    pub label: String,
+    /// The key's algorithm.
+    pub algorithm: Algorithm,
+}
+
+/// How the backup wrapping key is split.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct WrappingKeySection {
+    /// Shares needed to rebuild the wrapping key (M), at least 2.
+    pub threshold: u8,
+    /// One share per holder.
+    pub holders: Vec<String>,
+}
+
+/// Outputs of a backup ceremony.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BackupOutputs {
+    /// The backup file (wrapped key, public key, wrapping-key check).
+    pub backup: PathBuf,
+    /// New directory for the wrapping-key share files.
+    pub shares_directory: PathBuf,
+    /// Transcript.
+    pub transcript: PathBuf,
+}
+
+/// `ca-ceremony backup`: wrap a CA key under a fresh trusted wrapping key whose shares
+/// go to the holders.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BackupConfig {
+    /// Must be 1.
+    pub version: u32,
+    /// Must be `backup`.
+    pub ceremony: String,
+    /// Free text for the transcript.
+    pub description: Option<String>,
+    /// Names of the people present.
+    pub operators: Vec<String>,
+    /// The key.
+    pub key: BackupKeySection,
+    /// The wrapping key's split.
+    pub wrapping_key: WrappingKeySection,
+    /// Output files.
+    pub outputs: BackupOutputs,
+}
+
+/// The backup to restore.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RestoreBackupSection {
+    /// The backup file.
+    pub file: PathBuf,
+    /// At least `threshold` wrapping-key share files.
+    pub shares: Vec<PathBuf>,
+    /// Optional: the certificate of the key, checked to match the restored key.
+    pub certificate: Option<PathBuf>,
+}
+
+/// Where to restore.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RestoreTargetSection {
+    /// Token role to restore into (its credentials need `so-pin-shares`).
+    pub token: String,
+    /// `CKA_LABEL` for the restored key; must be free.
+    pub label: String,
+}
+
+/// Outputs of a restore ceremony.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RestoreOutputs {
+    /// Key reference of the restored key.
+    pub key_reference: PathBuf,
+    /// Transcript.
+    pub transcript: PathBuf,
+}
+
+/// `ca-ceremony restore`: unwrap a backup into another token and prove it by a test
+/// signature.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RestoreConfig {
+    /// Must be 1.
+    pub version: u32,
+    /// Must be `restore`.
+    pub ceremony: String,
+    /// Free text for the transcript.
+    pub description: Option<String>,
+    /// Names of the people present.
+    pub operators: Vec<String>,
+    /// The backup.
+    pub backup: RestoreBackupSection,
+    /// The target token.
+    pub target: RestoreTargetSection,
+    /// Output files.
+    pub outputs: RestoreOutputs,
+}

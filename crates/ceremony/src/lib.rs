@@ -41,19 +41,25 @@ pub enum CeremonyKind {
     CrossSign,
     /// Issue the root's CRL of revoked CA certificates (ARL).
     Crl,
+    /// Wrap a CA key for backup under a trusted wrapping key split M-of-N.
+    Backup,
+    /// Restore a backup into another token, proven by a test signature.
+    Restore,
     /// Re-check a finished hierarchy and its transcripts.
     Verify,
 }
 
 impl CeremonyKind {
     /// Every kind, for help texts.
-    pub const ALL: [CeremonyKind; 7] = [
+    pub const ALL: [CeremonyKind; 9] = [
         Self::Token,
         Self::Key,
         Self::Root,
         Self::Intermediate,
         Self::CrossSign,
         Self::Crl,
+        Self::Backup,
+        Self::Restore,
         Self::Verify,
     ];
 
@@ -66,6 +72,8 @@ impl CeremonyKind {
             Self::Intermediate => "intermediate",
             Self::CrossSign => "cross-sign",
             Self::Crl => "crl",
+            Self::Backup => "backup",
+            Self::Restore => "restore",
             Self::Verify => "verify",
         }
     }
@@ -125,6 +133,8 @@ pub async fn run(kind: CeremonyKind, config: &Path, options: &RunOptions) -> Res
         CeremonyKind::Intermediate => ceremonies::intermediate::run(config, options).await,
         CeremonyKind::CrossSign => ceremonies::cross_sign::run(config, options).await,
         CeremonyKind::Crl => ceremonies::crl::run(config, options).await,
+        CeremonyKind::Backup => ceremonies::backup::backup(config, options).await,
+        CeremonyKind::Restore => ceremonies::backup::restore(config, options).await,
         CeremonyKind::Verify => ceremonies::verify::run(config, options).await,
     }
 }

@@ -13,7 +13,8 @@ use clap::Parser;
 #[derive(Debug, Parser)]
 #[command(name = "ca-ceremony", version, about)]
 struct Cli {
-    /// Ceremony type: key, root, intermediate, crl or verify.
+    /// Ceremony type: token, key, root, intermediate, cross-sign, crl, backup, restore
+    /// or verify.
     ceremony: CeremonyKind,
     /// The ceremony's config file (one strict TOML file per ceremony).
     #[arg(long, value_name = "FILE")]

@@ -1,6 +1,7 @@
 //! The ceremonies, and what they share: the run (transcript + outputs), subject names,
 //! PEM files, key references and the throwaway key used to lint before the HSM.
 
+pub(crate) mod backup;
 pub(crate) mod crl;
 pub(crate) mod cross_sign;
 pub(crate) mod intermediate;
