@@ -930,3 +930,66 @@ fn bad_configs_fail_before_any_hsm_change_naming_the_field() {
         );
     }
 }
+
+#[test]
+fn the_same_ceremonies_run_on_a_software_token_for_development() {
+    let keep = tempfile::tempdir().unwrap();
+    let dir = keep.path();
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/ceremony");
+    for name in [
+        "root.toml",
+        "int-server-key.toml",
+        "int-server.toml",
+        "root-arl.toml",
+        "token-root.toml",
+    ] {
+        let text = std::fs::read_to_string(examples.join(name)).unwrap();
+        // Software tokens make no backup-able keys.
+        let text = text.replace("backup = \"wrap-with-trusted\"", "backup = \"none\"");
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let credentials = dir.join("credentials.toml");
+    std::fs::write(
+        &credentials,
+        "version = 1\n\
+         [tokens.root]\nprovider = \"file\"\ndirectory = \"dev-root\"\ntoken-label = \"dev-root\"\n\
+         [tokens.ca]\nprovider = \"file\"\ndirectory = \"dev-ca\"\ntoken-label = \"dev-ca\"\n",
+    )
+    .unwrap();
+    for (kind, file) in [
+        ("root", "root.toml"),
+        ("key", "int-server-key.toml"),
+        ("intermediate", "int-server.toml"),
+        ("crl", "root-arl.toml"),
+    ] {
+        let output = run_ceremony(dir, &credentials, kind, file, &[]);
+        assert!(
+            output.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let at = "1799971200"; // 2027-01-15T00:00:00Z
+    let (ok, text) = openssl(&[
+        "verify",
+        "-attime",
+        at,
+        "-x509_strict",
+        "-CAfile",
+        s(&dir.join("root.pem")),
+        s(&dir.join("int-server.pem")),
+    ]);
+    assert!(ok, "{text}");
+    let reference = std::fs::read_to_string(dir.join("int-server.key.toml")).unwrap();
+    assert!(reference.contains("provider = \"file\""), "{reference}");
+    // Key files are private; the token ceremony needs a real PKCS#11 token.
+    use std::os::unix::fs::PermissionsExt;
+    for entry in std::fs::read_dir(dir.join("dev-root/keys")).unwrap() {
+        let mode = entry.unwrap().metadata().unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    let output = run_ceremony(dir, &credentials, "token", "token-root.toml", &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("needs a PKCS#11 token"), "{stderr}");
+}

@@ -22,6 +22,7 @@ use carimbo_kms_pkcs11::{Pin, Pkcs11Config, Pkcs11Provider};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{CONFIG_VERSION, Loaded, load};
+use crate::keystore::{CeremonyToken, SoftwareToken};
 use crate::shares::{SecretCheck, ShareFile, join};
 use crate::{CeremonyError, Result};
 
@@ -85,10 +86,24 @@ impl PinKind {
 
 /// One token role.
 #[derive(Debug)]
-struct Role {
-    config: Pkcs11Config,
-    pin_shares: Option<PinShares>,
-    so_pin_shares: Option<PinShares>,
+enum Role {
+    /// A PKCS#11 token.
+    Pkcs11 {
+        config: Pkcs11Config,
+        pin_shares: Option<PinShares>,
+        so_pin_shares: Option<PinShares>,
+    },
+    /// A software token (development only).
+    Software { directory: PathBuf, label: String },
+}
+
+/// A software-token role: `provider = "file"`, `directory`, `token-label`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct SoftwareRole {
+    provider: String,
+    directory: PathBuf,
+    token_label: String,
 }
 
 /// Token roles and how to reach them.
@@ -112,6 +127,20 @@ impl Credentials {
         let mut roles = BTreeMap::new();
         for (name, table) in &loaded.config.tokens {
             let field = format!("tokens.{name}");
+            if table.get("provider").and_then(toml::Value::as_str) == Some("file") {
+                let role: SoftwareRole = toml::Value::Table(table.clone())
+                    .try_into()
+                    .map_err(|e: toml::de::Error| loaded.error(&field, e.message().to_owned()))?;
+                let _ = role.provider;
+                roles.insert(
+                    name.clone(),
+                    Role::Software {
+                        directory: base.join(role.directory),
+                        label: role.token_label,
+                    },
+                );
+                continue;
+            }
             let mut table = table.clone();
             let mut take_shares = |key: &str| -> Result<Option<PinShares>> {
                 let Some(value) = table.remove(key) else {
@@ -146,7 +175,7 @@ impl Credentials {
                 .map_err(|e| loaded.error(&field, e.to_string()))?;
             roles.insert(
                 name.clone(),
-                Role {
+                Role::Pkcs11 {
                     config,
                     pin_shares,
                     so_pin_shares,
@@ -186,35 +215,68 @@ impl Credentials {
         })
     }
 
-    /// The PKCS#11 config of token role `role`.
+    /// The PKCS#11 config of token role `role` (refused for a software token).
     pub fn token(&self, role: &str) -> Result<&Pkcs11Config> {
-        Ok(&self.role(role)?.config)
+        match self.role(role)? {
+            Role::Pkcs11 { config, .. } => Ok(config),
+            Role::Software { .. } => Err(self.software_refused(role)),
+        }
     }
 
-    /// Opens token role `role`, logging in with its user PIN (joined from shares and
-    /// checked first, when the role uses shares).
-    pub async fn open(&self, role: &str) -> Result<Pkcs11Provider> {
-        let entry = self.role(role)?;
-        match &entry.pin_shares {
-            Some(shares) => {
-                let pin = joined_pin(shares, PinKind::User, &entry.config)?;
-                Ok(Pkcs11Provider::open_with_pin(&entry.config, pin).await?)
+    fn software_refused(&self, role: &str) -> CeremonyError {
+        CeremonyError::config(
+            &self.path,
+            Some(&format!("tokens.{role}")),
+            "this ceremony needs a PKCS#11 token; this role is a software token",
+        )
+    }
+
+    /// Opens token role `role` for key ceremonies: a PKCS#11 token logged in with its
+    /// user PIN (joined from shares and checked first, when the role uses shares), or a
+    /// software token.
+    pub async fn open(&self, role: &str) -> Result<Box<dyn CeremonyToken>> {
+        match self.role(role)? {
+            Role::Software { directory, label } => {
+                Ok(Box::new(SoftwareToken::open(directory, label)?))
             }
-            None => Ok(Pkcs11Provider::open(&entry.config).await?),
+            Role::Pkcs11 { .. } => Ok(Box::new(self.open_pkcs11(role).await?)),
+        }
+    }
+
+    /// Opens token role `role`, which must be a PKCS#11 token.
+    pub async fn open_pkcs11(&self, role: &str) -> Result<Pkcs11Provider> {
+        match self.role(role)? {
+            Role::Software { .. } => Err(self.software_refused(role)),
+            Role::Pkcs11 {
+                config, pin_shares, ..
+            } => match pin_shares {
+                Some(shares) => {
+                    let pin = joined_pin(shares, PinKind::User, config)?;
+                    Ok(Pkcs11Provider::open_with_pin(config, pin).await?)
+                }
+                None => Ok(Pkcs11Provider::open(config).await?),
+            },
         }
     }
 
     /// The SO PIN of role `role`, joined from its `so-pin-shares` and checked.
     pub fn security_officer_pin(&self, role: &str) -> Result<Pin> {
-        let entry = self.role(role)?;
-        let shares = entry.so_pin_shares.as_ref().ok_or_else(|| {
+        let (config, shares) = match self.role(role)? {
+            Role::Software { .. } => return Err(self.software_refused(role)),
+            Role::Pkcs11 {
+                config,
+                so_pin_shares,
+                ..
+            } => (config, so_pin_shares),
+        };
+        let shares = shares.as_ref().ok_or_else(|| {
             CeremonyError::config(
                 &self.path,
                 Some(&format!("tokens.{role}")),
                 "this ceremony needs the token's SO PIN: add so-pin-shares",
             )
         })?;
-        joined_pin(shares, PinKind::SecurityOfficer, &entry.config)
+        joined_pin(shares, PinKind::SecurityOfficer, config)
     }
 }
 

@@ -16,6 +16,7 @@ mod ceremonies;
 pub mod config;
 pub mod credentials;
 mod error;
+pub mod keystore;
 pub mod outputs;
 pub mod shares;
 pub mod transcript;

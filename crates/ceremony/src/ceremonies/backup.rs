@@ -122,7 +122,7 @@ pub(crate) async fn backup(path: &Path, options: &RunOptions) -> Result<Outcome>
     let credentials = Credentials::load(&Credentials::locate(options.credentials.as_deref())?)?;
     // The SO PIN is joined and checked before any login.
     let so_pin = credentials.security_officer_pin(&config.key.token)?;
-    let token = credentials.open(&config.key.token).await?;
+    let token = credentials.open_pkcs11(&config.key.token).await?;
     let reference = token.find_key(&config.key.label).await?.ok_or_else(|| {
         loaded.error(
             "key.label",
@@ -320,7 +320,7 @@ pub(crate) async fn restore(path: &Path, options: &RunOptions) -> Result<Outcome
     }
     let credentials = Credentials::load(&Credentials::locate(options.credentials.as_deref())?)?;
     let so_pin = credentials.security_officer_pin(&config.target.token)?;
-    let token = credentials.open(&config.target.token).await?;
+    let token = credentials.open_pkcs11(&config.target.token).await?;
     if token.label_in_use(&config.target.label).await? {
         return Err(loaded.error(
             "target.label",

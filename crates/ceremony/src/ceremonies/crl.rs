@@ -14,6 +14,7 @@ use x509_parser::prelude::{FromDer, X509Certificate, parse_x509_crl};
 use super::{Run, findings_json, guarded, open_issuer_key, read_pem};
 use crate::config::{CrlConfig, check_label, check_operators, load_ceremony};
 use crate::credentials::Credentials;
+use crate::keystore::CeremonyToken;
 use crate::transcript::sha256_hex;
 use crate::{CeremonyKind, Outcome, Result, RunOptions};
 
@@ -133,9 +134,10 @@ pub(crate) async fn run(path: &Path, options: &RunOptions) -> Result<Outcome> {
     }
 
     let credentials = Credentials::load(&Credentials::locate(options.credentials.as_deref())?)?;
-    let token = credentials.open(&config.issuer.token).await?;
+    let token_box = credentials.open(&config.issuer.token).await?;
+    let token: &dyn CeremonyToken = token_box.as_ref();
     let key = open_issuer_key(
-        &token,
+        token,
         &config.issuer.key_label,
         algorithm,
         issuer.subject_public_key_info(),

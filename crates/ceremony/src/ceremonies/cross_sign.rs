@@ -16,6 +16,7 @@ use crate::config::{
     CrossSignConfig, Usage, check_http_urls, check_label, check_operators, load_ceremony,
 };
 use crate::credentials::Credentials;
+use crate::keystore::CeremonyToken;
 use crate::transcript::sha256_hex;
 use crate::{CeremonyError, CeremonyKind, Outcome, Result, RunOptions};
 
@@ -98,9 +99,10 @@ pub(crate) async fn run(path: &Path, options: &RunOptions) -> Result<Outcome> {
         });
     }
     let credentials = Credentials::load(&Credentials::locate(options.credentials.as_deref())?)?;
-    let token = credentials.open(&config.issuer.token).await?;
+    let token_box = credentials.open(&config.issuer.token).await?;
+    let token: &dyn CeremonyToken = token_box.as_ref();
     let key = open_issuer_key(
-        &token,
+        token,
         &config.issuer.key_label,
         algorithm,
         issuer.subject_public_key_info(),
@@ -133,7 +135,7 @@ pub(crate) async fn run(path: &Path, options: &RunOptions) -> Result<Outcome> {
                 "issuer_key": { "token": token.token_label(), "serial": token.token_serial(), "label": config.issuer.key_label },
             }),
         );
-        let (serial, serial_source) = serial_from(&token).await?;
+        let (serial, serial_source) = serial_from(token).await?;
         let prepared = prepare_certificate(&template(serial.clone()), &issuer, OffsetDateTime::now_utc())?;
         run.record(
             "lint",

@@ -16,6 +16,7 @@ use crate::config::{
     check_operators, load_ceremony,
 };
 use crate::credentials::Credentials;
+use crate::keystore::CeremonyToken;
 use crate::transcript::sha256_hex;
 use crate::{CeremonyError, CeremonyKind, Outcome, Result, RunOptions};
 
@@ -104,9 +105,10 @@ pub(crate) async fn run(path: &Path, options: &RunOptions) -> Result<Outcome> {
     }
 
     let credentials = Credentials::load(&Credentials::locate(options.credentials.as_deref())?)?;
-    let token = credentials.open(&config.issuer.token).await?;
+    let token_box = credentials.open(&config.issuer.token).await?;
+    let token: &dyn CeremonyToken = token_box.as_ref();
     let key = open_issuer_key(
-        &token,
+        token,
         &config.issuer.key_label,
         algorithm,
         issuer.subject_public_key_info(),
@@ -140,7 +142,7 @@ pub(crate) async fn run(path: &Path, options: &RunOptions) -> Result<Outcome> {
                 "subject_public_key_sha256": sha256_hex(&subject_key),
             }),
         );
-        let (serial, serial_source) = serial_from(&token).await?;
+        let (serial, serial_source) = serial_from(token).await?;
         let prepared = prepare_certificate(&template(serial.clone()), &issuer, OffsetDateTime::now_utc())?;
         run.record(
             "lint",

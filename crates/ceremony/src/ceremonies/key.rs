@@ -4,13 +4,13 @@
 
 use std::path::Path;
 
-use carimbo_kms::{KeyAlgorithm, Purpose};
 use carimbo_kms_pkcs11::BackupPolicy;
 use serde_json::json;
 
 use super::{Run, guarded, key_reference_toml, public_key_pem};
 use crate::config::{Backup, KeyConfig, check_label, check_operators, load_ceremony};
 use crate::credentials::Credentials;
+use crate::keystore::CeremonyToken;
 use crate::transcript::sha256_hex;
 use crate::{CeremonyError, CeremonyKind, Outcome, Result, RunOptions};
 
@@ -32,7 +32,8 @@ pub(crate) async fn run(path: &Path, options: &RunOptions) -> Result<Outcome> {
         });
     }
     let credentials = Credentials::load(&Credentials::locate(options.credentials.as_deref())?)?;
-    let token = credentials.open(&config.key.token).await?;
+    let token_box = credentials.open(&config.key.token).await?;
+    let token: &dyn CeremonyToken = token_box.as_ref();
     if token.label_in_use(&config.key.label).await? {
         return Err(loaded.error(
             "key.label",
@@ -68,8 +69,7 @@ pub(crate) async fn run(path: &Path, options: &RunOptions) -> Result<Outcome> {
         let generated = token
             .generate_labeled(
                 &config.key.label,
-                Purpose::PkiCa,
-                KeyAlgorithm::Signature(algorithm),
+                algorithm,
                 backup_policy(config.key.backup),
             )
             .await?;
@@ -91,7 +91,7 @@ pub(crate) async fn run(path: &Path, options: &RunOptions) -> Result<Outcome> {
         );
         run.output(&outputs[0], public_key_pem(&spki))?;
         let reference = key_reference_toml(
-            &token,
+            token,
             &config.key.label,
             &generated.reference,
             algorithm,

@@ -12,8 +12,8 @@ pub(crate) mod verify;
 
 use std::path::{Path, PathBuf};
 
+use crate::keystore::CeremonyToken;
 use carimbo_kms::SignatureAlgorithm;
-use carimbo_kms_pkcs11::Pkcs11Provider;
 use carimbo_pki::{DistinguishedName, DnAttribute, pem_decode, pem_encode};
 use serde_json::{Value, json};
 
@@ -239,7 +239,7 @@ pub(crate) fn public_key_pem(spki: &[u8]) -> Vec<u8> {
 
 /// The key reference file the service loads to use a CA key.
 pub(crate) fn key_reference_toml(
-    token: &Pkcs11Provider,
+    token: &dyn CeremonyToken,
     key_label: &str,
     reference: &carimbo_kms::KeyReference,
     algorithm: SignatureAlgorithm,
@@ -310,12 +310,11 @@ pub(crate) fn throwaway_spki(algorithm: SignatureAlgorithm) -> Result<Vec<u8>> {
 /// Opens the issuer key `label` in `token` and checks it is the key of the issuer
 /// certificate (same public key) before anything is signed.
 pub(crate) async fn open_issuer_key(
-    token: &Pkcs11Provider,
+    token: &dyn CeremonyToken,
     label: &str,
     algorithm: SignatureAlgorithm,
     issuer_spki: &[u8],
 ) -> Result<std::sync::Arc<dyn carimbo_kms::SigningKey>> {
-    use carimbo_kms::KeyProvider;
     let reference = token.find_key(label).await?.ok_or_else(|| {
         CeremonyError::Refused(format!(
             "no key labelled {label:?} in token {} ({})",
@@ -335,7 +334,7 @@ pub(crate) async fn open_issuer_key(
 
 /// A random serial from the token's RNG (or the host's when the token has none).
 pub(crate) async fn serial_from(
-    token: &Pkcs11Provider,
+    token: &dyn CeremonyToken,
 ) -> Result<(carimbo_pki::SerialNumber, &'static str)> {
     let (bytes, source) = match token.random_bytes(20).await {
         Ok(bytes) => (bytes, "hsm"),

@@ -3,7 +3,6 @@
 
 use std::path::Path;
 
-use carimbo_kms::{KeyAlgorithm, KeyProvider, Purpose};
 use carimbo_pki::{
     CertificateProfile, CertificateTemplate, IssuerInfo, SerialNumber, prepare_certificate,
 };
@@ -17,6 +16,7 @@ use super::{
 };
 use crate::config::{RootConfig, check_label, check_operators, load_ceremony};
 use crate::credentials::Credentials;
+use crate::keystore::CeremonyToken;
 use crate::transcript::sha256_hex;
 use crate::{CeremonyError, CeremonyKind, Outcome, Result, RunOptions};
 
@@ -77,7 +77,8 @@ pub(crate) async fn run(path: &Path, options: &RunOptions) -> Result<Outcome> {
     }
 
     let credentials = Credentials::load(&Credentials::locate(options.credentials.as_deref())?)?;
-    let token = credentials.open(&config.key.token).await?;
+    let token_box = credentials.open(&config.key.token).await?;
+    let token: &dyn CeremonyToken = token_box.as_ref();
     if token.label_in_use(&config.key.label).await? {
         return Err(loaded.error(
             "key.label",
@@ -112,8 +113,7 @@ pub(crate) async fn run(path: &Path, options: &RunOptions) -> Result<Outcome> {
         let generated = token
             .generate_labeled(
                 &config.key.label,
-                Purpose::PkiCa,
-                KeyAlgorithm::Signature(algorithm),
+                algorithm,
                 backup_policy(config.key.backup),
             )
             .await?;
@@ -134,7 +134,7 @@ pub(crate) async fn run(path: &Path, options: &RunOptions) -> Result<Outcome> {
                 "public_key_sha256": sha256_hex(&spki),
             }),
         );
-        let (serial, serial_source) = serial_from(&token).await?;
+        let (serial, serial_source) = serial_from(token).await?;
         let certificate = template(spki.clone(), serial.clone());
         let issuer = IssuerInfo::self_signed(&certificate, algorithm)?;
         let prepared = prepare_certificate(&certificate, &issuer, OffsetDateTime::now_utc())?;
@@ -160,7 +160,7 @@ pub(crate) async fn run(path: &Path, options: &RunOptions) -> Result<Outcome> {
         )?;
         run.output(&outputs[1], public_key_pem(&spki))?;
         let reference = key_reference_toml(
-            &token,
+            token,
             &config.key.label,
             &generated.reference,
             algorithm,
