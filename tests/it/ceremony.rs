@@ -993,3 +993,56 @@ fn the_same_ceremonies_run_on_a_software_token_for_development() {
     assert!(!output.status.success());
     assert!(stderr.contains("needs a PKCS#11 token"), "{stderr}");
 }
+
+#[test]
+fn pkilint_accepts_the_ceremony_hierarchy() {
+    let Some(pki) = ceremony_pki() else { return };
+    if Command::new("lint_pkix_cert")
+        .arg("--help")
+        .output()
+        .is_err()
+    {
+        carimbo_tests::skip("pkilint", "lint_pkix_cert not found (pip install pkilint)");
+        return;
+    }
+    let lint = |linter: &str, args: &[&str]| {
+        let output = Command::new(linter).args(args).output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(output.status.success(), "{linter} {args:?}:\n{text}");
+    };
+    let root = pki.path("root.pem");
+    for file in [
+        "root.pem",
+        "int-server.pem",
+        "int-workload.pem",
+        "root-next.pem",
+    ] {
+        lint(
+            "lint_pkix_cert",
+            &["lint", "-s", "WARNING", s(&pki.path(file))],
+        );
+    }
+    for file in ["int-server.pem", "int-workload.pem", "cross-sign-next.pem"] {
+        lint(
+            "lint_pkix_signer_signee_cert_chain",
+            &["lint", "-s", "WARNING", s(&root), s(&pki.path(file))],
+        );
+    }
+    lint(
+        "lint_crl",
+        &[
+            "lint",
+            "-t",
+            "ARL",
+            "-p",
+            "PKIX",
+            "-s",
+            "WARNING",
+            s(&pki.path("root-arl-1.pem")),
+        ],
+    );
+}
