@@ -1,0 +1,46 @@
+//! # carimbo-store — what the issuing service keeps
+//!
+//! The service (`carimbo-server`) codes against small traits, one per concern —
+//! [`CertificateStore`] (issuance intents and their completion), [`TokenStore`]
+//! (one-time bootstrap tokens, by hash), [`LineageStore`] and [`AuditStore`]
+//! (hash-chained audit events, one chain per replica) — gathered as [`Store`] so it can
+//! hold one `Arc<dyn Store>`. Handlers never see SQL.
+//!
+//! Each database gets its own implementation with its own migrations rather than one
+//! implementation over sqlx's `Any` driver: every backend keeps its native types,
+//! placeholders and locking (`BEGIN IMMEDIATE` here, row locks and `LISTEN/NOTIFY` in
+//! PostgreSQL), and nothing needs a database at compile time (no `query!` macros).
+//! Today there is [`SqliteStore`] (one node, schema in `migrations/sqlite/`);
+//! PostgreSQL, for several replicas, comes behind the same traits with its own
+//! `migrations/postgres/`. The hash chain's layout lives in [`audit`], shared by both.
+//!
+//! ## Durability
+//!
+//! Issuance persists its intent before the issuer key signs and the certificate before
+//! it is returned (invariant: no certificate without its record). [`SqliteStore`]
+//! therefore runs SQLite in WAL mode with `synchronous=FULL`: every commit — an intent,
+//! a completion, a consumed token, an audit event — is fsynced to the WAL before the
+//! call returns, so it survives a power loss, not only a process crash. (`NORMAL`
+//! would be faster but may lose the last commits on power loss: a certificate could
+//! then be in a client's hands with no record.) Foreign keys are enforced and a busy
+//! timeout bounds waits for locks held by other processes. Writes go through one
+//! dedicated connection, queued in the process; reads use a pool of `query_only`
+//! connections that WAL lets run alongside the writer. The file is created with mode
+//! 0600; SQLite gives its `-wal` and `-shm` files the same mode.
+//!
+//! Timestamps are stored as unix seconds: sub-second parts are dropped and values
+//! come back in UTC.
+
+mod error;
+mod model;
+mod sqlite;
+mod traits;
+
+pub mod audit;
+
+pub use error::StoreError;
+pub use model::{
+    BootstrapToken, CertificateRecord, CertificateStatus, IssuanceIntent, Lineage, StoredAuditEvent,
+};
+pub use sqlite::{SqliteOptions, SqliteStore};
+pub use traits::{AuditStore, CertificateStore, LineageStore, Store, TokenStore};
