@@ -9,3 +9,4 @@ mod kms_conformance;
 mod pkcs11;
 mod pkcs11_admin;
 mod pki;
+mod store;

@@ -30,6 +30,56 @@
 //!
 //! Timestamps are stored as unix seconds: sub-second parts are dropped and values
 //! come back in UTC.
+//!
+//! ## Issuance, as the service drives it
+//!
+//! ```
+//! use std::sync::Arc;
+//! use carimbo_store::{IssuanceIntent, Lineage, SqliteStore, Store};
+//! use time::macros::datetime;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("carimbo.db")).await?);
+//! let now = datetime!(2026-03-01 12:00 UTC);
+//! // A bootstrap starts a lineage; renewals reuse it.
+//! store
+//!     .create_lineage(&Lineage {
+//!         id: "lineage-1".into(),
+//!         provisioner: "tokens".into(),
+//!         identity: "web-1".into(),
+//!         created_at: now,
+//!     })
+//!     .await?;
+//! let intent = IssuanceIntent {
+//!     serial: "5f3a9c0e".into(),
+//!     issuer: "int-server".into(),
+//!     profile: "server".into(),
+//!     provisioner: "tokens".into(),
+//!     lineage: "lineage-1".into(),
+//!     requester: "web-1".into(),
+//!     sans: vec!["web-1.example.internal".into()],
+//!     subject_key_sha256: "ab".repeat(32),
+//!     not_before: now,
+//!     not_after: now + time::Duration::hours(24),
+//!     lint_certificate: vec![0x30, 0x00],
+//!     request_id: "req-1".into(),
+//!     created_at: now,
+//! };
+//! // Step 6: the intent, before the issuer key signs. On
+//! // `StoreError::SerialCollision` nothing was written: draw a new serial, record again.
+//! store.record_intent(&intent).await?;
+//! // Step 7 signs; step 8 stores the certificate before anyone sees it.
+//! let certificate_der = vec![0x30, 0x01, 0x00];
+//! store.complete_issuance(&intent.serial, &certificate_der, now).await?;
+//! store
+//!     .append_audit("replica-1", &serde_json::json!({"operation": "issue"}), now)
+//!     .await?;
+//! assert_eq!(store.count_by_status().await?["issued"], 1);
+//! # Ok(())
+//! # }
+//! ```
 
 mod error;
 mod model;

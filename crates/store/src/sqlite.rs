@@ -33,8 +33,9 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
     include_str!("../../../migrations/sqlite/0001_initial.sql"),
 )];
 
-/// How long a write waits for the writer connection before giving up.
-const WRITER_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an operation waits for a pooled connection (writes queue for the single
+/// writer connection) before failing with a database error.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Rows read per round trip when verifying an audit chain.
 const VERIFY_PAGE: i64 = 1000;
@@ -111,13 +112,13 @@ impl SqliteStore {
             .busy_timeout(options.busy_timeout);
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .acquire_timeout(WRITER_ACQUIRE_TIMEOUT)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(base.clone())
             .await?;
         migrator().run(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.max_connections.max(1))
-            .acquire_timeout(WRITER_ACQUIRE_TIMEOUT)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(base.pragma("query_only", "ON"))
             .await?;
         Ok(Self {
@@ -139,7 +140,7 @@ impl SqliteStore {
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
-            .acquire_timeout(WRITER_ACQUIRE_TIMEOUT)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await?;
         migrator().run(&pool).await?;

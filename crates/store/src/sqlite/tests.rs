@@ -737,3 +737,31 @@ async fn error_messages_do_not_carry_values() {
     let err = store.record_intent(&intent("abc")).await.unwrap_err();
     assert_eq!(err.to_string(), "serial number already in use");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_intents_for_one_serial_have_one_winner() {
+    let (_dir, store) = open_with_lineage().await;
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let intent = IssuanceIntent {
+                request_id: format!("req-{i}"),
+                ..intent("5e5e")
+            };
+            store.record_intent(&intent).await
+        }));
+    }
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| matches!(e, StoreError::SerialCollision))
+    );
+    assert_eq!(store.count_by_status().await.unwrap(), counts(1, 0, 0, 0));
+}

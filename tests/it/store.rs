@@ -1,0 +1,140 @@
+//! carimbo-store under load: many concurrent writers on one SQLite file.
+//!
+//! 50 tasks each record 20 issuance intents, complete them and append an audit event
+//! per certificate to one chain. The tasks share two store handles opened on the same
+//! file — as the service and an admin command would — so writes contend both in the
+//! process (the writer queue) and in SQLite (its lock and busy timeout). Afterwards
+//! every completion has its row, the counts add up and the audit chain is gapless.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use carimbo_store::{
+    AuditStore, CertificateStatus, CertificateStore, IssuanceIntent, Lineage, SqliteStore, Store,
+};
+use serde_json::json;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+const TASKS: usize = 50;
+const PER_TASK: usize = 20;
+const CHAIN: &str = "replica-1";
+const NOW: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
+
+fn intent(task: usize, i: usize) -> IssuanceIntent {
+    IssuanceIntent {
+        // Serials are unique per (task, i); real ones are 128-bit random.
+        serial: format!("{:04x}{:04x}7e57", task, i),
+        issuer: "int-server".into(),
+        profile: "server".into(),
+        provisioner: "tokens".into(),
+        lineage: format!("lineage-{task}"),
+        requester: format!("svc-{task}"),
+        sans: vec![format!("svc-{task}-{i}.example.internal")],
+        subject_key_sha256: format!("{:064x}", task * 1000 + i),
+        not_before: NOW,
+        not_after: NOW + time::Duration::hours(24),
+        lint_certificate: vec![0x30; 512],
+        request_id: format!("req-{task}-{i}"),
+        created_at: NOW,
+    }
+}
+
+fn certificate_der(serial: &str) -> Vec<u8> {
+    let mut der = vec![0x30, 0x82];
+    der.extend_from_slice(serial.as_bytes());
+    der.resize(900, 0xcc);
+    der
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_writers_on_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("carimbo.db");
+    let first: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    let second: Arc<dyn Store> = Arc::new(SqliteStore::open(&path).await.unwrap());
+    for task in 0..TASKS {
+        first
+            .create_lineage(&Lineage {
+                id: format!("lineage-{task}"),
+                provisioner: "tokens".into(),
+                identity: format!("svc-{task}"),
+                created_at: NOW,
+            })
+            .await
+            .unwrap();
+    }
+
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for task in 0..TASKS {
+        let store = if task % 2 == 0 {
+            first.clone()
+        } else {
+            second.clone()
+        };
+        handles.push(tokio::spawn(async move {
+            for i in 0..PER_TASK {
+                let intent = intent(task, i);
+                store.record_intent(&intent).await.unwrap();
+                store
+                    .complete_issuance(&intent.serial, &certificate_der(&intent.serial), NOW)
+                    .await
+                    .unwrap();
+                store
+                    .append_audit(
+                        CHAIN,
+                        &json!({"operation": "issue", "serial": intent.serial, "outcome": "success"}),
+                        NOW,
+                    )
+                    .await
+                    .unwrap();
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await.unwrap();
+    }
+    let elapsed = started.elapsed();
+    eprintln!(
+        "{} intents + completions + audit events from {TASKS} tasks in {elapsed:?}",
+        TASKS * PER_TASK
+    );
+
+    // Read back through a fresh handle, as after a restart.
+    drop((first, second));
+    let store = SqliteStore::open(&path).await.unwrap();
+    for task in 0..TASKS {
+        for i in 0..PER_TASK {
+            let intent = intent(task, i);
+            let record = store.certificate(&intent.serial).await.unwrap().unwrap();
+            assert_eq!(record.status, CertificateStatus::Issued);
+            assert_eq!(
+                record.certificate.as_deref(),
+                Some(&certificate_der(&intent.serial)[..])
+            );
+            assert_eq!(record.sans, intent.sans);
+        }
+    }
+    let expected: BTreeMap<String, u64> = [
+        ("failed", 0),
+        ("issued", (TASKS * PER_TASK) as u64),
+        ("pending", 0),
+        ("revoked", 0),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    assert_eq!(store.count_by_status().await.unwrap(), expected);
+    assert!(store.pending_intents().await.unwrap().is_empty());
+
+    let events = store.audit_events(CHAIN, 0, u32::MAX).await.unwrap();
+    let sequences: Vec<u64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(
+        sequences,
+        (1..=(TASKS * PER_TASK) as u64).collect::<Vec<_>>()
+    );
+    assert_eq!(store.verify_audit_chain(CHAIN).await.unwrap(), None);
+    store.close().await;
+}
