@@ -1,12 +1,13 @@
 //! Building CA certificates: prepare (build the TBS once, sign it with a throwaway key,
-//! lint) → sign (the real key signs exactly the linted TBS).
+//! lint) → sign (the real key signs exactly the linted TBS). Leaf certificates
+//! ([`crate::prepare_leaf`]) share the lint certificate and the signing step.
 
 use carimbo_kms::SignatureAlgorithm;
 use time::OffsetDateTime;
 
 use crate::algorithm::{key_identifier, signature_algorithm_identifier};
 use crate::issuer::whole_seconds;
-use crate::lints::{has_errors, lint_certificate};
+use crate::lints::{Target, has_errors, lint_target};
 use crate::profile::authority_info_access_der;
 use crate::raw::{RawCertificate, Signed, assemble};
 use crate::throwaway::ThrowawayKey;
@@ -26,21 +27,21 @@ const TBS_SPKI: usize = 6;
 
 /// A certificate whose TBS has been built and has passed the lints: the only thing
 /// that can be signed. There is no public constructor; get one from
-/// [`prepare_certificate`].
+/// [`prepare_certificate`] (CA certificates) or [`crate::prepare_leaf`] (leaves).
 #[derive(Debug)]
 pub struct PreparedCertificate {
     tbs: Vec<u8>,
     lint_certificate: Vec<u8>,
     algorithm_identifier: Vec<u8>,
     findings: Vec<Finding>,
-    profile: CertificateProfile,
+    target: Target,
     issuer: IssuerInfo,
     now: OffsetDateTime,
 }
 
 /// Refuses strings rcgen would have to write as IA5String but cannot (non-ASCII), and
 /// whitespace in URLs and names.
-fn check_ia5(what: &str, value: &str) -> Result<(), PkiError> {
+pub(crate) fn check_ia5(what: &str, value: &str) -> Result<(), PkiError> {
     if !value.is_ascii()
         || value
             .chars()
@@ -151,14 +152,16 @@ pub(crate) fn certificate_params(
 /// `key`; then the fields rcgen cannot always express exactly — the signature
 /// AlgorithmIdentifier (rcgen has no RSA-PSS), the issuer and subject names (rcgen
 /// cannot repeat an attribute type) and the subject public key info — are replaced
-/// by their exact DER, and if that changed anything the TBS is signed again.
+/// by their exact DER (`subject_der`, `subject_public_key_info`), and if that changed
+/// anything the TBS is signed again.
 pub(crate) fn build_lint_certificate(
     params: &rcgen::CertificateParams,
-    template: &CertificateTemplate,
+    subject_der: &[u8],
+    subject_public_key_info: &[u8],
     issuer: &IssuerInfo,
     key: &ThrowawayKey,
 ) -> Result<Vec<u8>, PkiError> {
-    let subject_key = rcgen::SubjectPublicKeyInfo::from_der(&template.subject_public_key_info)
+    let subject_key = rcgen::SubjectPublicKeyInfo::from_der(subject_public_key_info)
         .map_err(|e| PkiError::InvalidTemplate(format!("subject public key: {e}")))?;
     let mut issuer_params = rcgen::CertificateParams::default();
     issuer_params.distinguished_name = rcgen_name(issuer.subject());
@@ -171,14 +174,13 @@ pub(crate) fn build_lint_certificate(
     let der = built.der().to_vec();
     let signed = Signed::parse(&der).map_err(|e| PkiError::Other(format!("rcgen output: {e}")))?;
     let algorithm = signature_algorithm_identifier(issuer.algorithm());
-    let subject = template.subject.to_der();
     let tbs = crate::der::replace_elements(
         signed.tbs.raw,
         &[
             (TBS_SIGNATURE, &algorithm),
             (TBS_ISSUER, issuer.subject_der()),
-            (TBS_SUBJECT, &subject),
-            (TBS_SPKI, &template.subject_public_key_info),
+            (TBS_SUBJECT, subject_der),
+            (TBS_SPKI, subject_public_key_info),
         ],
     )
     .map_err(|e| PkiError::Other(format!("rcgen output: {e}")))?;
@@ -201,24 +203,19 @@ pub fn prepare_certificate(
     check_template(template, issuer)?;
     let params = certificate_params(template)?;
     let key = ThrowawayKey::generate(issuer.algorithm())?;
-    let lint_der = build_lint_certificate(&params, template, issuer, &key)?;
-    let findings = lint_certificate(&lint_der, &template.profile, issuer, now);
+    let lint_der = build_lint_certificate(
+        &params,
+        &template.subject.to_der(),
+        &template.subject_public_key_info,
+        issuer,
+        &key,
+    )?;
+    let target = Target::Ca(template.profile);
+    let findings = lint_target(&lint_der, target, issuer, now);
     if has_errors(&findings) {
         return Err(PkiError::Lint(findings));
     }
-    let raw = RawCertificate::parse(&lint_der)
-        .map_err(|e| PkiError::Other(format!("lint certificate: {e}")))?;
-    let tbs = raw.signed.tbs.raw.to_vec();
-    let algorithm_identifier = raw.signed.algorithm.raw.to_vec();
-    Ok(PreparedCertificate {
-        tbs,
-        lint_certificate: lint_der,
-        algorithm_identifier,
-        findings,
-        profile: template.profile,
-        issuer: issuer.clone(),
-        now,
-    })
+    PreparedCertificate::from_lint_certificate(lint_der, findings, target, issuer, now)
 }
 
 /// Checks that `key` is the issuer's key (same algorithm, same public key).
@@ -242,6 +239,29 @@ pub(crate) fn check_issuer_key(
 }
 
 impl PreparedCertificate {
+    /// Wraps a lint certificate that passed the lints (`findings` hold no error).
+    pub(crate) fn from_lint_certificate(
+        lint_der: Vec<u8>,
+        findings: Vec<Finding>,
+        target: Target,
+        issuer: &IssuerInfo,
+        now: OffsetDateTime,
+    ) -> Result<Self, PkiError> {
+        let raw = RawCertificate::parse(&lint_der)
+            .map_err(|e| PkiError::Other(format!("lint certificate: {e}")))?;
+        let tbs = raw.signed.tbs.raw.to_vec();
+        let algorithm_identifier = raw.signed.algorithm.raw.to_vec();
+        Ok(Self {
+            tbs,
+            lint_certificate: lint_der,
+            algorithm_identifier,
+            findings,
+            target,
+            issuer: issuer.clone(),
+            now,
+        })
+    }
+
     /// The DER `TBSCertificate` that was linted and will be signed.
     pub fn tbs_der(&self) -> &[u8] {
         &self.tbs
@@ -282,7 +302,7 @@ impl PreparedCertificate {
                 "signed certificate's TBS differs from the linted TBS".into(),
             ));
         }
-        let findings = lint_certificate(&certificate, &self.profile, &self.issuer, self.now);
+        let findings = lint_target(&certificate, self.target, &self.issuer, self.now);
         if has_errors(&findings) {
             return Err(PkiError::Lint(findings));
         }

@@ -1,8 +1,9 @@
 //! # carimbo-pki — X.509 for the Carimbo CA
 //!
-//! Builds CA certificates (root, intermediates, cross-certificates) and CRLs (the
-//! root's ARL, issuing CAs' CRLs) over a [`carimbo_kms::SigningKey`], and holds the
-//! lints they must pass. The offline `ca-ceremony` and the issuing service share it.
+//! Builds CA certificates (root, intermediates, cross-certificates), leaf certificates
+//! (server, client, SPIFFE workload) and CRLs (the root's ARL, issuing CAs' CRLs) over
+//! a [`carimbo_kms::SigningKey`], and holds the lints they must pass. The offline
+//! `ca-ceremony` and the issuing service share it.
 //! It is pure: no files, network or database; the only outside effect is asking the key
 //! to sign.
 //!
@@ -15,21 +16,35 @@
 //! assembled certificate's TBS is byte-identical to the linted one and lints it again.
 //! CRLs follow the same path ([`prepare_crl`], [`PreparedCrl`]).
 //!
+//! Leaves take the same path too. The issuing service checks a caller's CSR with
+//! [`validate_csr`] (PKCS#10 well-formedness, self-signature, key type and size, no CA
+//! request, names checked by [`check_sans`]) and keeps only its public key and
+//! names; it computes the validity with [`LeafProfile::validity`], and
+//! [`prepare_leaf`] builds the TBS from a [`LeafTemplate`] — every extension from the
+//! [`LeafProfile`], none from the CSR — after checking the issuer may issue it (EKU,
+//! name constraints, validity), lints it, and returns a [`PreparedCertificate`].
+//! Refusals are [`LeafError`]s with stable codes.
+//!
 //! The lints (module `lints`, one per file, `e_`/`w_`/`n_` with their RFC citations)
-//! also run on any finished artifact through [`lint_certificate`] and [`lint_crl`];
-//! [`lint_catalog`] lists them.
+//! also run on any finished artifact through [`lint_certificate`], [`lint_leaf`] and
+//! [`lint_crl`]; [`lint_catalog`] lists them.
 
 mod algorithm;
 mod certificate;
+mod constraints;
 mod crl;
+mod csr;
 mod der;
 mod error;
 mod issuer;
+mod leaf;
+mod leaf_key;
 mod lints;
 mod name;
 mod pem;
 mod profile;
 mod raw;
+mod san;
 mod serial;
 mod throwaway;
 
@@ -39,13 +54,16 @@ pub use crl::{
     CrlKind, CrlTemplate, PreparedCrl, RevocationReason, RevokedCertificate, prepare_crl,
     verify_crl_signature,
 };
-pub use error::PkiError;
+pub use csr::{MAX_CSR_BYTES, ValidatedCsr, validate_csr};
+pub use error::{LeafError, PkiError};
 pub use issuer::IssuerInfo;
-pub use lints::{Finding, LintInfo, Severity, lint_catalog, lint_certificate, lint_crl};
+pub use leaf::{LeafKind, LeafProfile, LeafTemplate, MAX_BACKDATE, prepare_leaf};
+pub use lints::{Finding, LintInfo, Severity, lint_catalog, lint_certificate, lint_crl, lint_leaf};
 pub use name::{DistinguishedName, DnAttribute};
 pub use pem::{pem_decode, pem_encode};
 pub use profile::{
     CertificateProfile, CertificateTemplate, INTERMEDIATE_MAX_YEARS, IntermediateUsage,
     NameConstraints, ROOT_MAX_YEARS,
 };
+pub use san::{MAX_SANS, MAX_SPIFFE_ID_BYTES, SubjectAltName, check_sans};
 pub use serial::{MIN_RANDOM_SERIAL_BYTES, SerialNumber};

@@ -2,8 +2,11 @@
 //! (notice), each citing the section it enforces, each with a good and a bad example
 //! in its tests.
 //!
-//! [`lint_certificate`] and [`lint_crl`] run every lint on any DER input, so that the
-//! same checks serve lint-before-sign and the re-check of finished artifacts.
+//! [`lint_certificate`] (CA certificates), [`lint_leaf`] (end-entity certificates) and
+//! [`lint_crl`] run every lint on any DER input, so that the same checks serve
+//! lint-before-sign and the re-check of finished artifacts. Certificate lints come in
+//! three lists: those for every certificate, those for CA certificates and those for
+//! leaves.
 
 use std::fmt;
 
@@ -14,7 +17,7 @@ use x509_parser::revocation_list::CertificateRevocationList;
 
 use crate::der::{self, Reader, TAG_SEQUENCE, context_constructed};
 use crate::raw::{RawCertificate, RawCrl};
-use crate::{CertificateProfile, CrlKind, IssuerInfo};
+use crate::{CertificateProfile, CrlKind, IntermediateUsage, IssuerInfo, LeafProfile};
 
 #[cfg(test)]
 pub(crate) mod testing;
@@ -48,10 +51,28 @@ mod e_crl_signature_algorithm_mismatch;
 mod e_crl_time_encoding;
 mod e_crl_unknown_critical_extension;
 mod e_crl_version_v2;
+mod e_dns_name_syntax;
 mod e_extension_duplicate;
 mod e_intermediate_validity_max_8_years;
 mod e_issuer_name_matches_issuer_subject;
 mod e_key_usage_basic_constraints_consistent;
+mod e_leaf_basic_constraints_not_ca;
+mod e_leaf_eku_matches_profile;
+mod e_leaf_ip_address_san_length;
+mod e_leaf_issuer_eku_permits;
+mod e_leaf_issuer_not_root;
+mod e_leaf_key_usage_critical_digital_signature;
+mod e_leaf_key_usage_no_ca_bits;
+mod e_leaf_key_usage_unexpected_bits;
+mod e_leaf_name_constraints_absent;
+mod e_leaf_name_constraints_permit;
+mod e_leaf_san_critical_when_subject_empty;
+mod e_leaf_san_duplicate;
+mod e_leaf_san_present;
+mod e_leaf_san_types_match_profile;
+mod e_leaf_subject_empty;
+mod e_leaf_subject_public_key_allowed;
+mod e_leaf_validity_max_for_profile;
 mod e_name_constraints_critical;
 mod e_name_constraints_dns_syntax;
 mod e_name_constraints_not_empty;
@@ -65,6 +86,8 @@ mod e_serial_number_positive;
 mod e_serial_number_too_long;
 mod e_signature_algorithm_matches_issuer_key;
 mod e_signature_algorithm_mismatch;
+mod e_spiffe_id_syntax;
+mod e_spiffe_single_uri_san;
 mod e_subject_common_name_present;
 mod e_subject_key_identifier_present;
 mod e_subject_name_encoding;
@@ -78,6 +101,7 @@ mod e_validity_within_issuer;
 mod n_ca_key_usage_digital_signature;
 mod w_ca_aia_ocsp;
 mod w_crl_reason_code_unspecified;
+mod w_leaf_revocation_pointers_absent;
 mod w_root_revocation_pointers;
 
 /// How serious a finding is.
@@ -135,15 +159,55 @@ pub struct LintInfo {
     pub citation: &'static str,
     /// What it checks.
     pub description: &'static str,
-    /// `certificate` or `crl`.
+    /// `certificate` (every certificate), `CA certificate`, `leaf certificate` or
+    /// `crl`.
     pub applies_to: &'static str,
+}
+
+/// What a certificate is linted as: a CA certificate of a [`CertificateProfile`] or a
+/// leaf of a [`LeafProfile`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    Ca(CertificateProfile),
+    Leaf(LeafProfile),
+}
+
+impl Target {
+    /// Whether this is a root.
+    pub(crate) fn is_root(&self) -> bool {
+        matches!(self, Self::Ca(profile) if profile.is_root())
+    }
+
+    /// The CA profile's EKU usage (`None` for roots and leaves).
+    pub(crate) fn usage(&self) -> Option<IntermediateUsage> {
+        match self {
+            Self::Ca(profile) => profile.usage(),
+            Self::Leaf(_) => None,
+        }
+    }
+
+    /// The CA profile's pathLenConstraint (`None` for leaves).
+    pub(crate) fn path_len(&self) -> Option<u8> {
+        match self {
+            Self::Ca(profile) => profile.path_len(),
+            Self::Leaf(_) => None,
+        }
+    }
+
+    /// The leaf profile, for leaves.
+    pub(crate) fn leaf(&self) -> Option<&LeafProfile> {
+        match self {
+            Self::Leaf(profile) => Some(profile),
+            Self::Ca(_) => None,
+        }
+    }
 }
 
 /// What a certificate lint sees.
 pub(crate) struct CertificateInput<'a> {
     pub raw: RawCertificate<'a>,
     pub parsed: X509Certificate<'a>,
-    pub profile: &'a CertificateProfile,
+    pub profile: Target,
     pub issuer: &'a IssuerInfo,
     pub now: OffsetDateTime,
 }
@@ -174,7 +238,8 @@ pub(crate) struct CrlLint {
     pub check: fn(&CrlInput<'_>) -> Vec<String>,
 }
 
-const CERTIFICATE_LINTS: &[CertificateLint] = &[
+/// Lints for every certificate, CA or leaf.
+const COMMON_LINTS: &[CertificateLint] = &[
     e_cert_version_v3::LINT,
     e_serial_number_positive::LINT,
     e_serial_number_too_long::LINT,
@@ -182,36 +247,18 @@ const CERTIFICATE_LINTS: &[CertificateLint] = &[
     e_signature_algorithm_mismatch::LINT,
     e_signature_algorithm_matches_issuer_key::LINT,
     e_issuer_name_matches_issuer_subject::LINT,
-    e_subject_common_name_present::LINT,
     e_subject_name_encoding::LINT,
     e_unique_identifiers_absent::LINT,
-    e_subject_public_key_allowed::LINT,
     e_validity_order::LINT,
     e_validity_time_encoding::LINT,
     e_validity_not_expired::LINT,
-    e_root_validity_max_25_years::LINT,
-    e_intermediate_validity_max_8_years::LINT,
     e_validity_within_issuer::LINT,
-    e_ca_basic_constraints_critical::LINT,
-    e_ca_path_len_matches_profile::LINT,
-    e_ca_key_usage_critical::LINT,
-    e_ca_key_usage_key_cert_sign::LINT,
-    e_ca_key_usage_crl_sign::LINT,
-    e_ca_key_usage_unexpected_bits::LINT,
-    n_ca_key_usage_digital_signature::LINT,
     e_key_usage_basic_constraints_consistent::LINT,
-    e_root_no_extended_key_usage::LINT,
-    e_ca_extended_key_usage_matches_usage::LINT,
     e_subject_key_identifier_present::LINT,
     e_authority_key_identifier_matches_issuer::LINT,
-    e_root_self_issued::LINT,
-    e_crl_distribution_point_present::LINT,
     e_crl_distribution_point_http_only::LINT,
-    e_aia_ca_issuers_present::LINT,
     e_aia_http_only::LINT,
     e_aia_not_critical::LINT,
-    w_ca_aia_ocsp::LINT,
-    w_root_revocation_pointers::LINT,
     e_name_constraints_critical::LINT,
     e_name_constraints_not_empty::LINT,
     e_name_constraints_subtree_bounds::LINT,
@@ -219,6 +266,53 @@ const CERTIFICATE_LINTS: &[CertificateLint] = &[
     e_name_constraints_uri_host_syntax::LINT,
     e_unknown_critical_extension::LINT,
     e_extension_duplicate::LINT,
+];
+
+/// Lints for CA certificates (roots, intermediates, cross-certificates).
+const CA_LINTS: &[CertificateLint] = &[
+    e_subject_common_name_present::LINT,
+    e_subject_public_key_allowed::LINT,
+    e_root_validity_max_25_years::LINT,
+    e_intermediate_validity_max_8_years::LINT,
+    e_ca_basic_constraints_critical::LINT,
+    e_ca_path_len_matches_profile::LINT,
+    e_ca_key_usage_critical::LINT,
+    e_ca_key_usage_key_cert_sign::LINT,
+    e_ca_key_usage_crl_sign::LINT,
+    e_ca_key_usage_unexpected_bits::LINT,
+    n_ca_key_usage_digital_signature::LINT,
+    e_root_no_extended_key_usage::LINT,
+    e_ca_extended_key_usage_matches_usage::LINT,
+    e_root_self_issued::LINT,
+    e_crl_distribution_point_present::LINT,
+    e_aia_ca_issuers_present::LINT,
+    w_ca_aia_ocsp::LINT,
+    w_root_revocation_pointers::LINT,
+];
+
+/// Lints for leaf (end-entity) certificates.
+const LEAF_LINTS: &[CertificateLint] = &[
+    e_leaf_subject_empty::LINT,
+    e_leaf_subject_public_key_allowed::LINT,
+    e_leaf_validity_max_for_profile::LINT,
+    e_leaf_basic_constraints_not_ca::LINT,
+    e_leaf_key_usage_critical_digital_signature::LINT,
+    e_leaf_key_usage_no_ca_bits::LINT,
+    e_leaf_key_usage_unexpected_bits::LINT,
+    e_leaf_eku_matches_profile::LINT,
+    e_leaf_san_present::LINT,
+    e_leaf_san_critical_when_subject_empty::LINT,
+    e_leaf_san_duplicate::LINT,
+    e_leaf_san_types_match_profile::LINT,
+    e_dns_name_syntax::LINT,
+    e_leaf_ip_address_san_length::LINT,
+    e_spiffe_single_uri_san::LINT,
+    e_spiffe_id_syntax::LINT,
+    e_leaf_name_constraints_absent::LINT,
+    e_leaf_issuer_not_root::LINT,
+    e_leaf_issuer_eku_permits::LINT,
+    e_leaf_name_constraints_permit::LINT,
+    w_leaf_revocation_pointers_absent::LINT,
 ];
 
 const CRL_LINTS: &[CrlLint] = &[
@@ -252,13 +346,19 @@ pub fn lint_catalog() -> Vec<LintInfo> {
         description: "the certificate is DER and parses as an X.509 certificate",
         applies_to: "certificate",
     }];
-    catalog.extend(CERTIFICATE_LINTS.iter().map(|lint| LintInfo {
-        name: lint.name,
-        severity: lint.severity,
-        citation: lint.citation,
-        description: lint.description,
-        applies_to: "certificate",
-    }));
+    for (lints, applies_to) in [
+        (COMMON_LINTS, "certificate"),
+        (CA_LINTS, "CA certificate"),
+        (LEAF_LINTS, "leaf certificate"),
+    ] {
+        catalog.extend(lints.iter().map(|lint| LintInfo {
+            name: lint.name,
+            severity: lint.severity,
+            citation: lint.citation,
+            description: lint.description,
+            applies_to,
+        }));
+    }
     catalog.push(LintInfo {
         name: CRL_PARSE,
         severity: Severity::Error,
@@ -276,12 +376,35 @@ pub fn lint_catalog() -> Vec<LintInfo> {
     catalog
 }
 
-/// Runs every certificate lint on `der`, a CA certificate of `profile` issued by
-/// `issuer`, as of `now`. Usable on any certificate (lint certificates before signing,
-/// finished certificates afterwards). Findings come in lint order.
+/// Runs every certificate lint for CA certificates on `der`, a CA certificate of
+/// `profile` issued by `issuer`, as of `now`. Usable on any certificate (lint
+/// certificates before signing, finished certificates afterwards). Findings come in
+/// lint order.
 pub fn lint_certificate(
     der: &[u8],
     profile: &CertificateProfile,
+    issuer: &IssuerInfo,
+    now: OffsetDateTime,
+) -> Vec<Finding> {
+    lint_target(der, Target::Ca(*profile), issuer, now)
+}
+
+/// Runs every certificate lint for leaves on `der`, a leaf (end-entity) certificate of
+/// `profile` issued by `issuer` (from its certificate: the issuer's EKU and name
+/// constraints are checked), as of `now`. Findings come in lint order.
+pub fn lint_leaf(
+    der: &[u8],
+    profile: &LeafProfile,
+    issuer: &IssuerInfo,
+    now: OffsetDateTime,
+) -> Vec<Finding> {
+    lint_target(der, Target::Leaf(*profile), issuer, now)
+}
+
+/// Runs the common lints and those of `target`'s kind.
+pub(crate) fn lint_target(
+    der: &[u8],
+    target: Target,
     issuer: &IssuerInfo,
     now: OffsetDateTime,
 ) -> Vec<Finding> {
@@ -305,12 +428,17 @@ pub fn lint_certificate(
     let input = CertificateInput {
         raw,
         parsed,
-        profile,
+        profile: target,
         issuer,
         now,
     };
-    CERTIFICATE_LINTS
+    let specific = match target {
+        Target::Ca(_) => CA_LINTS,
+        Target::Leaf(_) => LEAF_LINTS,
+    };
+    COMMON_LINTS
         .iter()
+        .chain(specific)
         .flat_map(|lint| {
             (lint.check)(&input).into_iter().map(|message| Finding {
                 lint: lint.name,
@@ -525,7 +653,9 @@ mod tests {
             };
             assert!(lint.name.starts_with(prefix), "{}", lint.name);
             assert!(
-                lint.citation.contains("RFC") || lint.citation.contains("BR"),
+                lint.citation.contains("RFC")
+                    || lint.citation.contains("BR")
+                    || lint.citation.contains("SPIFFE"),
                 "{}",
                 lint.name
             );

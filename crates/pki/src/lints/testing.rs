@@ -6,16 +6,18 @@ use carimbo_kms::SignatureAlgorithm;
 use time::macros::datetime;
 use time::{Duration, OffsetDateTime};
 
-use super::{CertificateInput, CertificateLint, CrlInput, CrlLint};
+use super::{CertificateInput, CertificateLint, CrlInput, CrlLint, Target};
 use crate::certificate::{build_lint_certificate, certificate_params};
 use crate::crl::{build_lint_crl, crl_params, issuing_distribution_point_extension};
 use crate::der::{self, TAG_SEQUENCE, context_constructed};
+use crate::leaf::{EMPTY_NAME, leaf_params};
 use crate::raw::{RawCertificate, RawCrl, Signed, assemble};
 use crate::throwaway::ThrowawayKey;
 use crate::{
     CertificateProfile, CertificateTemplate, CrlKind, CrlTemplate, DistinguishedName, DnAttribute,
-    IntermediateUsage, IssuerInfo, RevocationReason, RevokedCertificate, SerialNumber,
-    prepare_certificate, prepare_crl,
+    IntermediateUsage, IssuerInfo, LeafKind, LeafProfile, LeafTemplate, RevocationReason,
+    RevokedCertificate, SerialNumber, SubjectAltName, prepare_certificate, prepare_crl,
+    prepare_leaf,
 };
 
 /// The time every lint test runs at.
@@ -27,7 +29,7 @@ pub(crate) const CA_ISSUERS_URL: &str = "http://ca.example.com/root.cer";
 /// A certificate with what its lints need.
 pub(crate) struct Case {
     pub der: Vec<u8>,
-    pub profile: CertificateProfile,
+    pub profile: Target,
     pub issuer: IssuerInfo,
 }
 
@@ -91,7 +93,7 @@ pub(crate) fn root_case() -> Case {
     let prepared = prepare_certificate(&template, &issuer, NOW).unwrap();
     Case {
         der: prepared.lint_certificate_der().to_vec(),
-        profile: CertificateProfile::Root,
+        profile: Target::Ca(CertificateProfile::Root),
         issuer,
     }
 }
@@ -109,7 +111,7 @@ pub(crate) fn intermediate_case(usage: IntermediateUsage) -> Case {
     let prepared = prepare_certificate(&template, &issuer, NOW).unwrap();
     Case {
         der: prepared.lint_certificate_der().to_vec(),
-        profile: template.profile,
+        profile: Target::Ca(template.profile),
         issuer,
     }
 }
@@ -124,7 +126,14 @@ pub(crate) fn build(
     let mut params = certificate_params(template).unwrap();
     mutate(&mut params);
     let key = ThrowawayKey::generate(issuer.algorithm()).unwrap();
-    build_lint_certificate(&params, template, issuer, &key).unwrap()
+    build_lint_certificate(
+        &params,
+        &template.subject.to_der(),
+        &template.subject_public_key_info,
+        issuer,
+        &key,
+    )
+    .unwrap()
 }
 
 /// An intermediate under a good root, built with `mutate` applied to its parameters.
@@ -133,7 +142,7 @@ pub(crate) fn bad_intermediate(mutate: impl FnOnce(&mut rcgen::CertificateParams
     let template = intermediate_template(IntermediateUsage::Server, key().spki());
     Case {
         der: build(&template, &issuer, mutate),
-        profile: template.profile,
+        profile: Target::Ca(template.profile),
         issuer,
     }
 }
@@ -145,7 +154,7 @@ pub(crate) fn bad_root(mutate: impl FnOnce(&mut rcgen::CertificateParams)) -> Ca
     let issuer = IssuerInfo::self_signed(&template, SignatureAlgorithm::EcdsaP256Sha256).unwrap();
     Case {
         der: build(&template, &issuer, mutate),
-        profile: CertificateProfile::Root,
+        profile: Target::Ca(CertificateProfile::Root),
         issuer,
     }
 }
@@ -161,7 +170,7 @@ pub(crate) fn run_at(lint: &CertificateLint, case: &Case, now: OffsetDateTime) -
     let input = CertificateInput {
         raw,
         parsed,
-        profile: &case.profile,
+        profile: case.profile,
         issuer: &case.issuer,
         now,
     };
@@ -356,7 +365,7 @@ pub(crate) fn intermediate_with(edit: impl FnOnce(&mut CertificateTemplate)) -> 
     let prepared = prepare_certificate(&template, &issuer, NOW).unwrap();
     Case {
         der: prepared.lint_certificate_der().to_vec(),
-        profile: template.profile,
+        profile: Target::Ca(template.profile),
         issuer,
     }
 }
@@ -386,4 +395,119 @@ pub(crate) fn sample_constraints() -> crate::NameConstraints {
         excluded_dns: vec!["secret.example.com".into()],
         permitted_uri_hosts: vec!["prod.example.com".into()],
     }
+}
+
+// ---- leaves ----
+
+/// When test leaves are issued: an hour into the test intermediates' validity, so that
+/// the backdate stays inside it.
+pub(crate) const LEAF_NOW: OffsetDateTime = datetime!(2026-01-01 01:00 UTC);
+
+pub(crate) const LEAF_CRL_URL: &str = "http://crl.example.com/issuing.crl";
+pub(crate) const OCSP_URL: &str = "http://ocsp.example.com/";
+pub(crate) const SPIFFE_ID: &str = "spiffe://prod.example.com/payments/api";
+
+/// The issuer of `usage` described by a good intermediate certificate.
+pub(crate) fn intermediate_issuer(usage: IntermediateUsage) -> IssuerInfo {
+    let case = intermediate_case(usage);
+    IssuerInfo::from_certificate(&case.der, SignatureAlgorithm::EcdsaP256Sha256).unwrap()
+}
+
+/// The intermediate that issues `kind` by default (DESIGN §2).
+pub(crate) fn leaf_issuer(kind: LeafKind) -> IssuerInfo {
+    intermediate_issuer(match kind {
+        LeafKind::Server => IntermediateUsage::Server,
+        LeafKind::Client | LeafKind::Workload => IntermediateUsage::Workload,
+    })
+}
+
+/// Typical names of `kind`.
+pub(crate) fn leaf_sans(kind: LeafKind) -> Vec<SubjectAltName> {
+    let texts: &[&str] = match kind {
+        LeafKind::Server => &["dns:www.example.com", "ip:192.0.2.10"],
+        LeafKind::Client => &[
+            "uri:spiffe://prod.example.com/client",
+            "dns:client.example.com",
+        ],
+        LeafKind::Workload => &["uri:spiffe://prod.example.com/payments/api"],
+    };
+    texts.iter().map(|t| t.parse().unwrap()).collect()
+}
+
+/// A good template of `kind` for the subject key `spki`, issued at [`LEAF_NOW`].
+pub(crate) fn leaf_template(kind: LeafKind, spki: &[u8]) -> LeafTemplate {
+    let profile = LeafProfile::defaults(kind);
+    let (not_before, not_after) = profile
+        .validity(LEAF_NOW, None, NOW + Duration::days(365))
+        .unwrap();
+    LeafTemplate {
+        profile,
+        subject_public_key_info: spki.to_vec(),
+        sans: leaf_sans(kind),
+        serial: SerialNumber::random().unwrap(),
+        not_before,
+        not_after,
+        crl_distribution_points: vec![LEAF_CRL_URL.into()],
+        ocsp_responders: vec![OCSP_URL.into()],
+        ca_issuers: vec![CA_ISSUERS_URL.into()],
+    }
+}
+
+/// A good leaf of `kind` (lint certificate) from its default issuer.
+pub(crate) fn leaf_case(kind: LeafKind) -> Case {
+    leaf_case_with(kind, |_| {})
+}
+
+/// A good leaf of `kind` whose template `edit` changed (it must still pass).
+pub(crate) fn leaf_case_with(kind: LeafKind, edit: impl FnOnce(&mut LeafTemplate)) -> Case {
+    let issuer = leaf_issuer(kind);
+    let mut template = leaf_template(kind, key().spki());
+    edit(&mut template);
+    let prepared = prepare_leaf(&template, &issuer, LEAF_NOW)
+        .unwrap_or_else(|e| panic!("a good {kind} leaf was refused: {e}"));
+    Case {
+        der: prepared.lint_certificate_der().to_vec(),
+        profile: Target::Leaf(template.profile),
+        issuer,
+    }
+}
+
+/// A leaf from `template` and `issuer`, built with `mutate` applied to its rcgen
+/// parameters, signed by a throwaway key, without any check or lint.
+pub(crate) fn build_leaf(
+    template: &LeafTemplate,
+    issuer: IssuerInfo,
+    mutate: impl FnOnce(&mut rcgen::CertificateParams),
+) -> Case {
+    let mut params = leaf_params(template).unwrap();
+    mutate(&mut params);
+    let key = ThrowawayKey::generate(issuer.algorithm()).unwrap();
+    let der = build_lint_certificate(
+        &params,
+        EMPTY_NAME,
+        &template.subject_public_key_info,
+        &issuer,
+        &key,
+    )
+    .unwrap();
+    Case {
+        der,
+        profile: Target::Leaf(template.profile),
+        issuer,
+    }
+}
+
+/// A leaf of `kind` from its default issuer, built with `mutate` applied to its rcgen
+/// parameters.
+pub(crate) fn bad_leaf(kind: LeafKind, mutate: impl FnOnce(&mut rcgen::CertificateParams)) -> Case {
+    build_leaf(
+        &leaf_template(kind, key().spki()),
+        leaf_issuer(kind),
+        mutate,
+    )
+}
+
+/// An IA5String for rcgen SANs.
+pub(crate) fn ia5(text: &str) -> rcgen::string::Ia5String {
+    rcgen::string::Ia5String::try_from(text).unwrap()
 }
