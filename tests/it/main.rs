@@ -9,4 +9,5 @@ mod kms_conformance;
 mod pkcs11;
 mod pkcs11_admin;
 mod pki;
+mod pki_leaf;
 mod store;
