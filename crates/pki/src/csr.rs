@@ -360,7 +360,7 @@ fn verify_request_signature(
         ))
     };
     let verification: &'static dyn VerificationAlgorithm =
-        if oid == OID_ECDSA_SHA1 || oid == [OID_RSA_PREFIX, &[0x05]].concat() {
+        if oid == OID_ECDSA_SHA1 || oid.strip_prefix(OID_RSA_PREFIX) == Some(&[0x05][..]) {
             return Err(bad_signature("SHA-1 signatures are not accepted"));
         } else if let Some([arc]) = oid.strip_prefix(OID_ECDSA_SHA2_PREFIX) {
             if !parameters.is_empty() {

@@ -172,15 +172,13 @@ pub enum LeafError {
         /// What was asked.
         requested: Duration,
     },
-    /// The issuer is not valid at the time of issuance.
-    #[error("the issuer is not valid now ({now}); its validity is {not_before} to {not_after}")]
+    /// The issuer is not valid at the time of issuance (expired, or not yet valid).
+    #[error("the issuer is not valid at {now}: {reason}")]
     IssuerNotValid {
         /// The time of issuance.
         now: time::OffsetDateTime,
-        /// The issuer's notBefore.
-        not_before: time::OffsetDateTime,
-        /// The issuer's notAfter.
-        not_after: time::OffsetDateTime,
+        /// Why, with the issuer's date.
+        reason: String,
     },
     /// The leaf's validity is not inside the issuer's.
     #[error(

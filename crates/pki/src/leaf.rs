@@ -16,7 +16,7 @@
 //!
 //! - **Empty subject for every profile.** The identity is in the SAN, which is then
 //!   critical (RFC 5280 §4.1.2.6, §4.2.1.6). Verifiers match names against the SAN
-//!   only (RFC 6125 §6.4.4, RFC 9525 drop the CN fallback); a CN would be one more
+//!   only (RFC 9525, obsoleting RFC 6125, dropped the CN fallback); a CN would be one more
 //!   copy of a name to authorise and keep consistent, and nothing from the CSR's
 //!   subject is ever copied.
 //! - **keyUsage is digitalSignature only, also for RSA server keys.** keyEncipherment
@@ -204,8 +204,7 @@ impl LeafProfile {
         if issuer_not_after <= now {
             return Err(LeafError::IssuerNotValid {
                 now,
-                not_before: issuer_not_after,
-                not_after: issuer_not_after,
+                reason: format!("it expired at {issuer_not_after}"),
             });
         }
         // Whole seconds: sub-second parts of the lifetime would be truncated anyway.
@@ -226,20 +225,10 @@ impl LeafProfile {
         if whole_seconds(now) < issuer.not_before() {
             return Err(LeafError::IssuerNotValid {
                 now: whole_seconds(now),
-                not_before: issuer.not_before(),
-                not_after: issuer.not_after(),
+                reason: format!("it is valid only from {}", issuer.not_before()),
             });
         }
-        let (not_before, not_after) = self
-            .validity(now, requested_ttl, issuer.not_after())
-            .map_err(|e| match e {
-                LeafError::IssuerNotValid { now, .. } => LeafError::IssuerNotValid {
-                    now,
-                    not_before: issuer.not_before(),
-                    not_after: issuer.not_after(),
-                },
-                other => other,
-            })?;
+        let (not_before, not_after) = self.validity(now, requested_ttl, issuer.not_after())?;
         Ok((not_before.max(issuer.not_before()), not_after))
     }
 

@@ -1,14 +1,14 @@
 //! `e_leaf_subject_empty`: Carimbo leaves carry their identity in the subjectAltName
 //! only; the subject is empty (RFC 5280 §4.1.2.6 allows it when the SAN is critical).
 //! A CN would be one more copy of a name to authorise, and verifiers no longer read it
-//! (RFC 9525 §6.4).
+//! (RFC 9525, which obsoletes RFC 6125, dropped the CN fallback).
 
 use super::{CertificateInput, CertificateLint, Severity};
 
 pub(crate) const LINT: CertificateLint = CertificateLint {
     name: "e_leaf_subject_empty",
     severity: Severity::Error,
-    citation: "RFC 5280 §4.1.2.6; RFC 9525 §6.4",
+    citation: "RFC 5280 §4.1.2.6, §4.2.1.6",
     description: "the subject is empty: the identity is in the subjectAltName only",
     check,
 };
