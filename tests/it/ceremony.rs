@@ -80,7 +80,7 @@ fn example_hierarchy_is_valid_for_openssl() {
         pki.path("int-workload.pem"),
         pki.path("root-arl-1.pem"),
     );
-    // The example hierarchy is valid from 2026-12-01: verify at a time inside it.
+    // The example hierarchy is valid from 2026-11-01: verify at a fixed time inside it.
     let at = "1799971200"; // 2027-01-15T00:00:00Z
     for intermediate in [&server, &workload] {
         let (ok, text) = openssl(&[
@@ -127,7 +127,7 @@ fn example_hierarchy_is_valid_for_openssl() {
         "X509v3 Basic Constraints: critical\n                CA:TRUE",
         "X509v3 Key Usage: critical\n                Certificate Sign, CRL Sign",
         "X509v3 Subject Key Identifier",
-        "Not Before: Dec  1 00:00:00 2026 GMT",
+        "Not Before: Nov  1 00:00:00 2026 GMT",
         "Not After : Dec  1 00:00:00 2046 GMT",
     ] {
         assert!(
@@ -785,7 +785,7 @@ fn cases() -> Vec<Case> {
             what: "ARL next-update beyond a year",
             kind: "crl",
             file: "root-arl.toml",
-            edits: &[("2027-06-01", "2028-06-01")],
+            edits: &[("2027-10-31", "2028-06-01")],
             expected: &["crl.next-update", "one year"],
         },
         Case {

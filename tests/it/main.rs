@@ -10,4 +10,5 @@ mod pkcs11;
 mod pkcs11_admin;
 mod pki;
 mod pki_leaf;
+mod server;
 mod store;

@@ -1,13 +1,14 @@
 //! `carimbo` — the one binary Carimbo users run.
 //!
-//! Today it offers `carimbo kms …`: key management and envelope encryption on a local
-//! keyring directory, with the file provider (development) or a PKCS#11 token. The
-//! service commands (`serve`, `dev`, `issue`, `agent`, …) join it as they are built.
+//! It runs the issuing service (`serve`, `dev`, `configtest`), talks to it (`issue`,
+//! `token create`), and manages keys on a local keyring (`kms …`).
 //! Every failure prints one line `error: …` and exits non-zero; no command leaves a
 //! partial output file behind.
 
+mod client;
 mod kms;
 mod local_keyring;
+mod service;
 
 use std::process::ExitCode;
 
@@ -23,9 +24,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Zero-setup development CA on 127.0.0.1 (SQLite, software keys, self-issued TLS).
+    Dev(service::DevArgs),
+    /// Run the issuing service.
+    Serve(service::ConfigArgs),
+    /// Check a service config: load it, open every key, check each matches its certificate.
+    Configtest(service::ConfigArgs),
+    /// Get a certificate: make a key locally, send a CSR with a bootstrap token.
+    Issue(client::IssueArgs),
+    /// Bootstrap tokens (admin).
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Key management and envelope encryption on a local keyring.
     #[command(subcommand)]
     Kms(kms::KmsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Mint a one-time bootstrap token for a profile and names.
+    Create(client::TokenCreateArgs),
 }
 
 fn main() -> ExitCode {
@@ -57,6 +75,11 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
+            Command::Dev(args) => service::dev(args).await,
+            Command::Serve(args) => service::serve(args).await,
+            Command::Configtest(args) => service::configtest(args).await,
+            Command::Issue(args) => client::issue(args).await,
+            Command::Token(TokenCommand::Create(args)) => client::token_create(args).await,
             Command::Kms(command) => kms::run(command).await,
         }
     });

@@ -1,0 +1,315 @@
+//! `carimbo serve`, `carimbo configtest` and `carimbo dev`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use carimbo_ceremony::{CeremonyKind, RunOptions};
+use carimbo_pki::{LeafKind, SubjectAltName};
+use carimbo_server::config::LoadedConfig;
+use carimbo_server::issuance::{self, TokenRequest};
+use carimbo_server::{AppState, Listeners};
+use carimbo_store::SqliteStore;
+use clap::Args;
+
+type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+/// `carimbo serve` / `configtest` arguments.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Service config file.
+    #[arg(long, value_name = "FILE")]
+    config: PathBuf,
+}
+
+/// `carimbo dev` arguments.
+#[derive(Debug, Args)]
+pub struct DevArgs {
+    /// Data directory (created on first run, reused afterwards).
+    #[arg(long, value_name = "DIR", default_value = "carimbo-dev")]
+    data_dir: PathBuf,
+    /// HTTPS API address.
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+    /// Plain-HTTP publication address.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    publication_listen: SocketAddr,
+}
+
+async fn build(
+    loaded: &LoadedConfig,
+) -> Result<Arc<AppState>, Box<dyn std::error::Error + Send + Sync>> {
+    let database = loaded.resolve(&loaded.config.database.sqlite);
+    let store = SqliteStore::open(&database).await?;
+    Ok(Arc::new(AppState::build(loaded, Arc::new(store)).await?))
+}
+
+async fn shutdown_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+/// `carimbo serve --config FILE`.
+pub async fn serve(args: ConfigArgs) -> CliResult {
+    let loaded = LoadedConfig::load(&args.config)?;
+    let state = build(&loaded).await?;
+    run_listeners(&loaded, state, None).await
+}
+
+async fn run_listeners(
+    loaded: &LoadedConfig,
+    state: Arc<AppState>,
+    banner: Option<String>,
+) -> CliResult {
+    let config = &loaded.config;
+    let tls = carimbo_server::tls::server_config(
+        &loaded.resolve(&config.tls.certificate),
+        &loaded.resolve(&config.tls.key),
+    )?;
+    let api = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.server.listen))?;
+    let publication = match config.server.publication_listen {
+        Some(address) => Some(
+            tokio::net::TcpListener::bind(address)
+                .await
+                .map_err(|e| format!("cannot listen on {address}: {e}"))?,
+        ),
+        None => None,
+    };
+    eprintln!("carimbo: API on https://{}", api.local_addr()?);
+    if let Some(listener) = &publication {
+        eprintln!("carimbo: publication on http://{}", listener.local_addr()?);
+    }
+    if let Some(banner) = banner {
+        println!("{banner}");
+    }
+    carimbo_server::serve(
+        Listeners { api, publication },
+        tls,
+        state,
+        shutdown_signal(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// `carimbo configtest --config FILE`: loads the config, opens every key and checks it
+/// matches its certificate, binds nothing.
+pub async fn configtest(args: ConfigArgs) -> CliResult {
+    let loaded = LoadedConfig::load(&args.config)?;
+    let state = build(&loaded).await?;
+    carimbo_server::tls::server_config(
+        &loaded.resolve(&loaded.config.tls.certificate),
+        &loaded.resolve(&loaded.config.tls.key),
+    )?;
+    for issuer in &state.issuers {
+        println!(
+            "issuer {}: key matches its certificate; profiles {}; {}",
+            issuer.name,
+            issuer
+                .profiles
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            if issuer.active { "active" } else { "inactive" }
+        );
+    }
+    println!("{}: OK", args.config.display());
+    Ok(())
+}
+
+/// Writes `text` to `path` (mode `mode`) unless it exists.
+fn write_if_absent(path: &Path, text: &str, mode: u32) -> CliResult {
+    if path.exists() {
+        return Ok(());
+    }
+    let mut pending = carimbo_kms::PendingFile::create(path, mode)?;
+    std::io::Write::write_all(pending.file(), text.as_bytes())?;
+    pending.commit()?;
+    Ok(())
+}
+
+fn rfc3339(time: time::OffsetDateTime) -> String {
+    time.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// Runs the development ceremony (software tokens) in `dir`, if not done yet.
+async fn dev_ceremony(dir: &Path) -> CliResult {
+    if dir.join("int-workload.pem").exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    let now = time::OffsetDateTime::now_utc();
+    let start = rfc3339(now - time::Duration::hours(1));
+    let root_end = rfc3339(now + time::Duration::days(365 * 10));
+    let int_end = rfc3339(now + time::Duration::days(365 * 5));
+    write_if_absent(
+        &dir.join("credentials.toml"),
+        "# Development only: software tokens (keys encrypted under a file KEK beside them).\n\
+         version = 1\n\
+         [tokens.root]\nprovider = \"file\"\ndirectory = \"dev-root\"\ntoken-label = \"dev-root\"\n\
+         [tokens.ca]\nprovider = \"file\"\ndirectory = \"dev-ca\"\ntoken-label = \"dev-ca\"\n",
+        0o600,
+    )?;
+    let operators = "operators = [\"carimbo dev\"]";
+    let files = [
+        (
+            CeremonyKind::Root,
+            "root.toml",
+            format!(
+                "version = 1\nceremony = \"root\"\n{operators}\n\
+                 [key]\ntoken = \"root\"\nlabel = \"dev-root\"\nalgorithm = \"ecdsa-p384-sha384\"\n\
+                 [certificate]\nsubject = {{ common-name = \"Carimbo Development Root\" }}\n\
+                 not-before = \"{start}\"\nnot-after = \"{root_end}\"\n\
+                 [outputs]\ncertificate = \"root.pem\"\npublic-key = \"root.pub.pem\"\n\
+                 key-reference = \"root.key.toml\"\ntranscript = \"root.transcript.jsonl\"\n"
+            ),
+        ),
+        (
+            CeremonyKind::Key,
+            "int-server-key.toml",
+            key_config("int-server", operators),
+        ),
+        (
+            CeremonyKind::Key,
+            "int-workload-key.toml",
+            key_config("int-workload", operators),
+        ),
+        (
+            CeremonyKind::Intermediate,
+            "int-server.toml",
+            intermediate_config("int-server", "server", operators, &start, &int_end),
+        ),
+        (
+            CeremonyKind::Intermediate,
+            "int-workload.toml",
+            intermediate_config("int-workload", "workload", operators, &start, &int_end),
+        ),
+    ];
+    let options = RunOptions {
+        credentials: Some(dir.join("credentials.toml")),
+        ..RunOptions::default()
+    };
+    for (kind, name, text) in files {
+        let path = dir.join(name);
+        write_if_absent(&path, &text, 0o644)?;
+        let outcome = carimbo_ceremony::run(kind, &path, &options).await?;
+        for line in outcome.report {
+            eprintln!("carimbo dev: {line}");
+        }
+    }
+    Ok(())
+}
+
+fn key_config(name: &str, operators: &str) -> String {
+    format!(
+        "version = 1\nceremony = \"key\"\n{operators}\n\
+         [key]\ntoken = \"ca\"\nlabel = \"{name}\"\nalgorithm = \"ecdsa-p256-sha256\"\n\
+         [outputs]\npublic-key = \"{name}.pub.pem\"\nkey-reference = \"{name}.key.toml\"\n\
+         transcript = \"{name}-key.transcript.jsonl\"\n"
+    )
+}
+
+fn intermediate_config(name: &str, usage: &str, operators: &str, start: &str, end: &str) -> String {
+    format!(
+        "version = 1\nceremony = \"intermediate\"\n{operators}\n\
+         [issuer]\ncertificate = \"root.pem\"\ntoken = \"root\"\nkey-label = \"dev-root\"\n\
+         key-algorithm = \"ecdsa-p384-sha384\"\n\
+         [subject-key]\npublic-key = \"{name}.pub.pem\"\n\
+         [certificate]\nusage = \"{usage}\"\nsubject = {{ common-name = \"Carimbo Development {name}\" }}\n\
+         not-before = \"{start}\"\nnot-after = \"{end}\"\n\
+         crl-distribution-points = [\"http://127.0.0.1:8080/crl/root.crl\"]\n\
+         ca-issuers = [\"http://127.0.0.1:8080/ca/root.cer\"]\n\
+         [outputs]\ncertificate = \"{name}.pem\"\ntranscript = \"{name}.transcript.jsonl\"\n"
+    )
+}
+
+fn dev_config(args: &DevArgs) -> String {
+    format!(
+        "# carimbo dev: development only (software keys, SQLite, self-issued TLS).\n\
+         version = 1\n\n\
+         [server]\nlisten = \"{listen}\"\npublication-listen = \"{publication}\"\n\
+         publication-url = \"http://{publication}\"\n\n\
+         [tls]\ncertificate = \"tls/server.pem\"\nkey = \"tls/server.key\"\n\n\
+         [database]\nsqlite = \"carimbo.db\"\n\n\
+         [keys]\nfile-directory = \"ceremony/dev-ca\"\n\n\
+         [[issuers]]\nname = \"int-server\"\nprofiles = [\"server\"]\n\
+         certificate = \"ceremony/int-server.pem\"\nchain = [\"ceremony/root.pem\"]\n\
+         key-reference = \"ceremony/int-server.key.toml\"\n\n\
+         [[issuers]]\nname = \"int-workload\"\nprofiles = [\"client\", \"workload\"]\n\
+         certificate = \"ceremony/int-workload.pem\"\nchain = [\"ceremony/root.pem\"]\n\
+         key-reference = \"ceremony/int-workload.key.toml\"\n\n\
+         [[provisioners]]\nname = \"dev\"\ntype = \"token\"\n\
+         profiles = [\"server\", \"client\", \"workload\"]\n\
+         sans = [\"dns:**\", \"ip:*\", \"uri:spiffe://**\"]\nmax-ttl = \"72h\"\n\n\
+         [[admins]]\nname = \"dev-admin\"\nrole = \"admin\"\ntoken-file = \"admin.token\"\n",
+        listen = args.listen,
+        publication = args.publication_listen,
+    )
+}
+
+/// `carimbo dev`: the zero-setup service on 127.0.0.1.
+pub async fn dev(args: DevArgs) -> CliResult {
+    let dir = &args.data_dir;
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let first_run = !dir.join("carimbo.toml").exists();
+    dev_ceremony(&dir.join("ceremony")).await?;
+    if first_run {
+        let mut secret = [0u8; 32];
+        aws_lc_rs::rand::fill(&mut secret).map_err(|_| "random generator failed")?;
+        write_if_absent(
+            &dir.join("admin.token"),
+            &format!("cat_{}\n", hex::encode(secret)),
+            0o600,
+        )?;
+        write_if_absent(&dir.join("carimbo.toml"), &dev_config(&args), 0o644)?;
+    }
+    let loaded = LoadedConfig::load(&dir.join("carimbo.toml"))?;
+    let state = build(&loaded).await?;
+    let sans = [
+        SubjectAltName::Dns("localhost".into()),
+        SubjectAltName::Ip(loaded.config.server.listen.ip()),
+    ];
+    carimbo_server::tls::issue_listener_certificate(&state, "dev", &dir.join("tls"), &sans).await?;
+    let bundle = dir.join("ca-bundle.pem");
+    let root = std::fs::read_to_string(dir.join("ceremony/root.pem"))?;
+    carimbo_kms::write_private_file_atomically(&bundle, root.as_bytes())?;
+    let (token, expires_at) = issuance::create_token(
+        &state,
+        "carimbo dev",
+        TokenRequest {
+            provisioner: "dev".into(),
+            profile: LeafKind::Server,
+            sans: vec![SubjectAltName::Dns("app.localhost".into())],
+            ttl: time::Duration::hours(24),
+            expires_in: time::Duration::hours(1),
+        },
+    )
+    .await?;
+    let api = format!("https://{}", loaded.config.server.listen);
+    let banner = format!(
+        "\nCarimbo development CA (development only: software keys)\n\
+         \x20 API:          {api}\n\
+         \x20 publication:  {}\n\
+         \x20 CA bundle:    {bundle}\n\
+         \x20 admin token:  {admin}\n\
+         \x20 bootstrap token for dns:app.localhost (server, single use, until {expires}):\n\
+         \x20   {token}\n\n\
+         Try:\n\
+         \x20 carimbo issue --ca {api} --ca-bundle {bundle} --token {token} \\\n\
+         \x20     --profile server --san dns:app.localhost --out ./app-cert\n",
+        loaded.config.server.publication_url,
+        bundle = bundle.display(),
+        admin = dir.join("admin.token").display(),
+        expires = rfc3339(expires_at),
+    );
+    run_listeners(&loaded, state, Some(banner)).await
+}

@@ -1,0 +1,354 @@
+//! The service config (`carimbo serve --config FILE`): strict TOML, unknown keys refused,
+//! paths relative to the file, secrets only by reference (files or environment).
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::ServerError;
+
+/// The config format version this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+
+/// A duration written `90s`, `10m`, `24h` or `30d`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span(pub time::Duration);
+
+impl Span {
+    /// Parses `90s`, `10m`, `24h`, `30d` (or plain seconds).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let text = text.trim();
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
+        let (number, unit) = text.split_at(split);
+        let value: i64 = number
+            .parse()
+            .map_err(|_| format!("{text:?} is not a duration like 90s, 10m, 24h or 30d"))?;
+        let seconds = match unit {
+            "" | "s" => value,
+            "m" => value.saturating_mul(60),
+            "h" => value.saturating_mul(3600),
+            "d" => value.saturating_mul(86_400),
+            _ => return Err(format!("{text:?}: unknown unit {unit:?} (s, m, h or d)")),
+        };
+        Ok(Self(time::Duration::seconds(seconds)))
+    }
+}
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        Span::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The whole service config.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ServerConfig {
+    /// Must be 1.
+    pub version: u32,
+    /// Listeners and limits.
+    pub server: ListenSection,
+    /// TLS of the API listener.
+    pub tls: TlsSection,
+    /// Storage.
+    pub database: DatabaseSection,
+    /// Where CA keys are opened.
+    #[serde(default)]
+    pub keys: KeysSection,
+    /// Leaf profiles (defaults when absent).
+    #[serde(default)]
+    pub profiles: ProfilesSection,
+    /// Issuing CAs.
+    pub issuers: Vec<IssuerSection>,
+    /// Who may obtain which certificates.
+    #[serde(default)]
+    pub provisioners: Vec<ProvisionerSection>,
+    /// Administrators.
+    #[serde(default)]
+    pub admins: Vec<AdminSection>,
+    /// Audit settings.
+    #[serde(default)]
+    pub audit: AuditSection,
+}
+
+/// Listeners and limits.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ListenSection {
+    /// HTTPS API address, e.g. `127.0.0.1:8443`.
+    pub listen: SocketAddr,
+    /// Plain-HTTP publication address (caIssuers; CRL and OCSP later).
+    pub publication_listen: Option<SocketAddr>,
+    /// Base URL written into certificates for the publication listener, e.g.
+    /// `http://pki.example.com` (`http://` only).
+    pub publication_url: String,
+    /// Largest request body accepted, in bytes (default 64 KiB).
+    #[serde(default = "default_body_limit")]
+    pub max_body_bytes: usize,
+    /// Time limit of a request (default 10s).
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout: Span,
+}
+
+fn default_body_limit() -> usize {
+    64 * 1024
+}
+
+fn default_request_timeout() -> Span {
+    Span(time::Duration::seconds(10))
+}
+
+/// TLS of the API listener.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct TlsSection {
+    /// Certificate chain (PEM) of the listener.
+    pub certificate: PathBuf,
+    /// Private key (PEM PKCS#8) of the listener; refused if group/world readable.
+    pub key: PathBuf,
+}
+
+/// Storage.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct DatabaseSection {
+    /// SQLite database file (created if absent).
+    pub sqlite: PathBuf,
+}
+
+/// Where CA keys are opened.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KeysSection {
+    /// PKCS#11 provider config for the CA token (keys with `provider = "pkcs11"`).
+    pub pkcs11_config: Option<PathBuf>,
+    /// Directory of development software-token keys (keys with `provider = "file"`).
+    pub file_directory: Option<PathBuf>,
+}
+
+/// Leaf profiles.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProfilesSection {
+    /// `server` profile overrides.
+    pub server: Option<ProfileSection>,
+    /// `client` profile overrides.
+    pub client: Option<ProfileSection>,
+    /// `workload` profile overrides.
+    pub workload: Option<ProfileSection>,
+}
+
+/// Overrides of one profile's defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProfileSection {
+    /// Lifetime when the request names none.
+    pub default_ttl: Option<Span>,
+    /// Longest lifetime; longer requests are refused.
+    pub max_ttl: Option<Span>,
+    /// Allow Ed25519 subject keys.
+    pub allow_ed25519: Option<bool>,
+    /// Allow IP SANs (server).
+    pub allow_ip_sans: Option<bool>,
+    /// Allow wildcard DNS SANs (server).
+    pub allow_wildcards: Option<bool>,
+}
+
+/// One issuing CA.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct IssuerSection {
+    /// Name (used in URLs: `/ca/{name}.cer`).
+    pub name: String,
+    /// Profiles it issues (`server`, `client`, `workload`).
+    pub profiles: Vec<String>,
+    /// Its certificate (PEM), from the ceremony.
+    pub certificate: PathBuf,
+    /// Certificates above it up to the root (PEM files), for the chain returned.
+    #[serde(default)]
+    pub chain: Vec<PathBuf>,
+    /// Its key reference file, from the ceremony.
+    pub key_reference: PathBuf,
+    /// Whether it issues (several issuers per profile allow a rollover; one active).
+    #[serde(default = "default_true")]
+    pub active: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// A provisioner.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ProvisionerSection {
+    /// Name.
+    pub name: String,
+    /// `token` (one-time bootstrap tokens minted by an admin).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Profiles it may grant.
+    pub profiles: Vec<String>,
+    /// SAN patterns it may grant, e.g. `dns:*.lab.example.com`, `uri:spiffe://lab/*`
+    /// (`*` matches within one DNS label or one path segment; `**` at the end of a URI
+    /// matches the rest).
+    pub sans: Vec<String>,
+    /// Longest certificate lifetime it may grant.
+    pub max_ttl: Span,
+    /// Renewals of a lineage older than this must bootstrap again.
+    #[serde(default = "default_lineage_age")]
+    pub lineage_max_age: Span,
+    /// Longest lifetime of its bootstrap tokens.
+    #[serde(default = "default_token_lifetime")]
+    pub token_lifetime: Span,
+}
+
+fn default_lineage_age() -> Span {
+    Span(time::Duration::days(30))
+}
+
+fn default_token_lifetime() -> Span {
+    Span(time::Duration::minutes(60))
+}
+
+/// An administrator.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AdminSection {
+    /// Name, recorded in audit events.
+    pub name: String,
+    /// `admin` or `auditor`.
+    pub role: String,
+    /// File holding the admin's API token (0600).
+    pub token_file: PathBuf,
+}
+
+/// Audit settings.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct AuditSection {
+    /// Name of this replica's audit chain (default `main`).
+    pub chain: Option<String>,
+}
+
+/// A config as loaded, with its directory for relative paths.
+#[derive(Debug)]
+pub struct LoadedConfig {
+    /// The config.
+    pub config: ServerConfig,
+    /// The file.
+    pub path: PathBuf,
+}
+
+impl LoadedConfig {
+    /// Loads and checks `path`.
+    pub fn load(path: &Path) -> Result<Self, ServerError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?;
+        let deserializer = toml::Deserializer::parse(&text)
+            .map_err(|e| ServerError::Config(format!("{}: {}", path.display(), e.message())))?;
+        let config: ServerConfig = serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            ServerError::Config(format!(
+                "{}: {}: {}",
+                path.display(),
+                e.path(),
+                e.inner().message()
+            ))
+        })?;
+        let loaded = Self {
+            config,
+            path: path.to_path_buf(),
+        };
+        loaded.check()?;
+        Ok(loaded)
+    }
+
+    /// `relative` resolved against the config file's directory.
+    pub fn resolve(&self, relative: &Path) -> PathBuf {
+        match self.path.parent() {
+            Some(dir) if relative.is_relative() => dir.join(relative),
+            _ => relative.to_path_buf(),
+        }
+    }
+
+    fn error(&self, field: &str, message: impl std::fmt::Display) -> ServerError {
+        ServerError::Config(format!("{}: {field}: {message}", self.path.display()))
+    }
+
+    fn check(&self) -> Result<(), ServerError> {
+        let config = &self.config;
+        if config.version != CONFIG_VERSION {
+            return Err(self.error("version", format!("must be {CONFIG_VERSION}")));
+        }
+        if !config.server.publication_url.starts_with("http://") {
+            return Err(self.error(
+                "server.publication-url",
+                "must be an http:// URL (relying parties fetch it without TLS)",
+            ));
+        }
+        if config.issuers.is_empty() {
+            return Err(self.error("issuers", "at least one issuer is needed"));
+        }
+        for (index, issuer) in config.issuers.iter().enumerate() {
+            if issuer.name.is_empty()
+                || !issuer
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                return Err(self.error(
+                    &format!("issuers[{index}].name"),
+                    "letters, digits, '-' and '_' only",
+                ));
+            }
+            for profile in &issuer.profiles {
+                if !matches!(profile.as_str(), "server" | "client" | "workload") {
+                    return Err(self.error(
+                        &format!("issuers[{index}].profiles"),
+                        format!("unknown profile {profile:?}"),
+                    ));
+                }
+            }
+        }
+        for (index, provisioner) in config.provisioners.iter().enumerate() {
+            if provisioner.kind != "token" {
+                return Err(self.error(
+                    &format!("provisioners[{index}].type"),
+                    format!("unknown provisioner type {:?} (token)", provisioner.kind),
+                ));
+            }
+            if provisioner.max_ttl.0 <= time::Duration::ZERO {
+                return Err(self.error(
+                    &format!("provisioners[{index}].max-ttl"),
+                    "must be positive",
+                ));
+            }
+        }
+        for (index, admin) in config.admins.iter().enumerate() {
+            if !matches!(admin.role.as_str(), "admin" | "auditor") {
+                return Err(
+                    self.error(&format!("admins[{index}].role"), "must be admin or auditor")
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Span;
+
+    #[test]
+    fn spans_parse() {
+        assert_eq!(Span::parse("90s").unwrap().0.whole_seconds(), 90);
+        assert_eq!(Span::parse("24h").unwrap().0.whole_hours(), 24);
+        assert_eq!(Span::parse("30d").unwrap().0.whole_days(), 30);
+        assert!(Span::parse("3w").is_err());
+        assert!(Span::parse("").is_err());
+    }
+}

@@ -1,0 +1,126 @@
+//! Errors, and the one place where they become HTTP statuses and stable codes
+//! (RFC 9457 `application/problem+json`).
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use carimbo_pki::LeafError;
+use carimbo_store::StoreError;
+use serde_json::json;
+
+/// A failure of start-up or configuration (not of a request).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The config is invalid.
+    #[error("config: {0}")]
+    Config(String),
+    /// A CA key or certificate could not be loaded or does not match.
+    #[error("keys: {0}")]
+    Keys(String),
+    /// The database failed.
+    #[error("database: {0}")]
+    Store(#[from] StoreError),
+    /// TLS setup failed.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// Binding or serving failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A refused or failed request. Every variant has a stable code and status.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    /// The body is not the JSON expected.
+    #[error("{0}")]
+    MalformedRequest(String),
+    /// The content type is not `application/json`.
+    #[error("content type must be application/json")]
+    UnsupportedMediaType,
+    /// The body is larger than allowed.
+    #[error("request body larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// No credential, or one that is not valid.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The bootstrap token was used already.
+    #[error("the bootstrap token was already used")]
+    TokenUsed,
+    /// The bootstrap token expired.
+    #[error("the bootstrap token expired")]
+    TokenExpired,
+    /// The caller is authenticated but not allowed this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The profile named does not exist.
+    #[error("unknown profile {0:?} (server, client, workload)")]
+    UnknownProfile(String),
+    /// The CSR or the names or the lifetime are refused.
+    #[error("{0}")]
+    Leaf(#[from] LeafError),
+    /// Nothing found.
+    #[error("{0}")]
+    NotFound(String),
+    /// No issuer can serve the profile now.
+    #[error("{0}")]
+    IssuerUnavailable(String),
+    /// Something failed on our side; the message is safe to show.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// The stable code and the HTTP status.
+    pub fn code_and_status(&self) -> (&'static str, StatusCode) {
+        match self {
+            Self::MalformedRequest(_) => ("malformed_request", StatusCode::BAD_REQUEST),
+            Self::UnsupportedMediaType => {
+                ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE)
+            }
+            Self::PayloadTooLarge(_) => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+            Self::Unauthorized(_) => ("unauthorized", StatusCode::UNAUTHORIZED),
+            Self::TokenUsed => ("token_used", StatusCode::UNAUTHORIZED),
+            Self::TokenExpired => ("token_expired", StatusCode::UNAUTHORIZED),
+            Self::Forbidden(_) => ("forbidden", StatusCode::FORBIDDEN),
+            Self::UnknownProfile(_) => ("unknown_profile", StatusCode::BAD_REQUEST),
+            Self::Leaf(error) => (error.code(), StatusCode::BAD_REQUEST),
+            Self::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
+            Self::IssuerUnavailable(_) => ("issuer_unavailable", StatusCode::SERVICE_UNAVAILABLE),
+            Self::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::TokenAlreadyUsed => Self::TokenUsed,
+            StoreError::TokenExpired => Self::TokenExpired,
+            StoreError::NotFound => Self::NotFound("not found".into()),
+            other => {
+                tracing::error!(error = %other, "database error");
+                Self::Internal("database error".into())
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, status) = self.code_and_status();
+        let body = json!({
+            "type": format!("urn:carimbo:error:{code}"),
+            "title": status.canonical_reason().unwrap_or("error"),
+            "status": status.as_u16(),
+            "code": code,
+            "detail": self.to_string(),
+        });
+        let mut response = (status, axum::Json(body)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}

@@ -1,0 +1,154 @@
+//! Opening the CA keys named by the key reference files the ceremony wrote, and
+//! checking each is the key of its certificate.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use carimbo_kms::{
+    FileProvider, KeyProvider, KeyReference, SignatureAlgorithm, SigningKey, check_private_file,
+    load_or_create_file_kek,
+};
+use carimbo_kms_pkcs11::{Pkcs11Config, Pkcs11Provider};
+use serde::Deserialize;
+use tokio::sync::OnceCell;
+
+use crate::ServerError;
+
+/// A key reference file written by `ca-ceremony`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KeyReferenceFile {
+    /// Must be 1.
+    pub version: u32,
+    /// `pkcs11` or `file`.
+    pub provider: String,
+    /// `provider:id`.
+    pub reference: String,
+    /// Token label.
+    pub token_label: String,
+    /// Token serial.
+    pub token_serial: String,
+    /// Key label in the token.
+    pub key_label: String,
+    /// Signature algorithm.
+    pub algorithm: SignatureAlgorithm,
+    /// SHA-256 of the public key, hex.
+    pub public_key_sha256: String,
+}
+
+impl KeyReferenceFile {
+    /// Reads `path`.
+    pub fn load(path: &Path) -> Result<Self, ServerError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ServerError::Keys(format!("{}: {e}", path.display())))?;
+        let file: Self = toml::from_str(&text)
+            .map_err(|e| ServerError::Keys(format!("{}: {}", path.display(), e.message())))?;
+        if file.version != 1 {
+            return Err(ServerError::Keys(format!(
+                "{}: unknown version",
+                path.display()
+            )));
+        }
+        Ok(file)
+    }
+
+    fn key_reference(&self) -> Result<KeyReference, ServerError> {
+        let (provider, id) = self
+            .reference
+            .split_once(':')
+            .ok_or_else(|| ServerError::Keys(format!("bad key reference {:?}", self.reference)))?;
+        if provider != self.provider {
+            return Err(ServerError::Keys(format!(
+                "key reference {:?} does not match provider {:?}",
+                self.reference, self.provider
+            )));
+        }
+        Ok(KeyReference {
+            provider: provider.to_owned(),
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// Opens CA keys: one PKCS#11 provider for the CA token and one file provider for
+/// development keys, each opened on first use.
+#[derive(Debug)]
+pub struct KeyOpener {
+    pkcs11_config: Option<PathBuf>,
+    file_directory: Option<PathBuf>,
+    pkcs11: OnceCell<Pkcs11Provider>,
+    file: OnceCell<FileProvider>,
+}
+
+impl KeyOpener {
+    /// An opener for the configured sources.
+    pub fn new(pkcs11_config: Option<PathBuf>, file_directory: Option<PathBuf>) -> Self {
+        Self {
+            pkcs11_config,
+            file_directory,
+            pkcs11: OnceCell::new(),
+            file: OnceCell::new(),
+        }
+    }
+
+    /// Opens the key of `reference_file` and checks it against `expected_spki`.
+    pub async fn open(
+        &self,
+        reference_file: &KeyReferenceFile,
+        expected_spki: &[u8],
+    ) -> Result<Arc<dyn SigningKey>, ServerError> {
+        let reference = reference_file.key_reference()?;
+        let algorithm = reference_file.algorithm;
+        let key = match reference_file.provider.as_str() {
+            "pkcs11" => {
+                let provider = self
+                    .pkcs11
+                    .get_or_try_init(|| async {
+                        let path = self.pkcs11_config.as_ref().ok_or_else(|| {
+                            ServerError::Keys("a PKCS#11 key needs keys.pkcs11-config".into())
+                        })?;
+                        let config = Pkcs11Config::from_file(path)
+                            .map_err(|e| ServerError::Keys(e.to_string()))?;
+                        Pkcs11Provider::open(&config)
+                            .await
+                            .map_err(|e| ServerError::Keys(e.to_string()))
+                    })
+                    .await?;
+                provider.signing_key(&reference, algorithm).await
+            }
+            "file" => {
+                let provider = self
+                    .file
+                    .get_or_try_init(|| async {
+                        let dir = self.file_directory.as_ref().ok_or_else(|| {
+                            ServerError::Keys("a file key needs keys.file-directory".into())
+                        })?;
+                        let kek_path = dir.join("file-kek");
+                        check_private_file(&kek_path)
+                            .map_err(|e| ServerError::Keys(e.to_string()))?;
+                        let kek = load_or_create_file_kek(&kek_path)
+                            .map_err(|e| ServerError::Keys(e.to_string()))?;
+                        FileProvider::new(dir.join("keys"), kek)
+                            .map_err(|e| ServerError::Keys(e.to_string()))
+                    })
+                    .await?;
+                provider.signing_key(&reference, algorithm).await
+            }
+            other => {
+                return Err(ServerError::Keys(format!("unknown key provider {other:?}")));
+            }
+        }
+        .map_err(|e| ServerError::Keys(format!("key {:?}: {e}", reference_file.key_label)))?;
+        let hash = hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            key.public_key_der(),
+        ));
+        if key.public_key_der() != expected_spki || hash != reference_file.public_key_sha256 {
+            return Err(ServerError::Keys(format!(
+                "key {:?} in token {:?} is not the key of its certificate",
+                reference_file.key_label, reference_file.token_label
+            )));
+        }
+        Ok(key)
+    }
+}

@@ -1,0 +1,256 @@
+//! The service's state, built once from the config: issuers with their keys, profiles,
+//! provisioners, administrators and the store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use carimbo_kms::SigningKey;
+use carimbo_pki::{IssuerInfo, LeafKind, LeafProfile, SerialNumber, pem_decode};
+use carimbo_store::Store;
+use serde_json::Value;
+use time::OffsetDateTime;
+
+use crate::config::{LoadedConfig, ProfileSection};
+use crate::keys::{KeyOpener, KeyReferenceFile};
+use crate::policy::Provisioner;
+use crate::{ApiError, ServerError};
+
+/// An issuing CA with its key.
+#[derive(Debug)]
+pub struct Issuer {
+    /// Name, as in the config.
+    pub name: String,
+    /// Profiles it issues.
+    pub profiles: Vec<LeafKind>,
+    /// Whether it issues now.
+    pub active: bool,
+    /// Its certificate, DER.
+    pub certificate: Vec<u8>,
+    /// Its certificate followed by the intermediates above it (not the root), DER.
+    pub chain: Vec<Vec<u8>>,
+    /// The self-signed root(s) of its chain, DER: the trust anchors to publish.
+    pub anchors: Vec<Vec<u8>>,
+    /// What building a certificate under it needs.
+    pub info: IssuerInfo,
+    /// Its key.
+    pub key: Arc<dyn SigningKey>,
+}
+
+/// Where serial numbers come from: random by default; tests inject collisions.
+pub trait SerialSource: Send + Sync + std::fmt::Debug {
+    /// The next serial number.
+    fn next_serial(&self) -> Result<SerialNumber, ApiError>;
+}
+
+/// 152 random bits per serial ([`SerialNumber::random`]).
+#[derive(Debug, Default)]
+pub struct RandomSerials;
+
+impl SerialSource for RandomSerials {
+    fn next_serial(&self) -> Result<SerialNumber, ApiError> {
+        SerialNumber::random().map_err(|e| ApiError::Internal(e.to_string()))
+    }
+}
+
+/// An administrator.
+#[derive(Debug)]
+pub struct Admin {
+    /// Name.
+    pub name: String,
+    /// `admin` or `auditor`.
+    pub role: String,
+    /// SHA-256 of the admin's API token.
+    pub token_sha256: [u8; 32],
+}
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct AppState {
+    /// Issuing CAs.
+    pub issuers: Vec<Arc<Issuer>>,
+    /// Leaf profiles by kind.
+    pub profiles: HashMap<LeafKind, LeafProfile>,
+    /// Provisioners by name.
+    pub provisioners: HashMap<String, Provisioner>,
+    /// Administrators.
+    pub admins: Vec<Admin>,
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// This replica's audit chain.
+    pub audit_chain: String,
+    /// Base URL of the publication listener (http://).
+    pub publication_url: String,
+    /// Largest request body.
+    pub max_body_bytes: usize,
+    /// Where serials come from.
+    pub serials: Arc<dyn SerialSource>,
+}
+
+/// SHA-256 of `bytes`.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref());
+    out
+}
+
+fn read_pem_certificate(path: &std::path::Path) -> Result<Vec<u8>, ServerError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ServerError::Keys(format!("{}: {e}", path.display())))?;
+    pem_decode(&text, "CERTIFICATE")
+        .map_err(|e| ServerError::Keys(format!("{}: {e}", path.display())))
+}
+
+fn is_self_signed(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der)
+        .map(|(_, c)| c.subject().as_raw() == c.issuer().as_raw())
+        .unwrap_or(false)
+}
+
+fn profile(kind: LeafKind, section: Option<&ProfileSection>) -> LeafProfile {
+    let mut profile = LeafProfile::defaults(kind);
+    if let Some(section) = section {
+        if let Some(ttl) = section.default_ttl {
+            profile.default_ttl = ttl.0;
+        }
+        if let Some(ttl) = section.max_ttl {
+            profile.max_ttl = ttl.0;
+        }
+        if let Some(allow) = section.allow_ed25519 {
+            profile.allow_ed25519 = allow;
+        }
+        if let Some(allow) = section.allow_ip_sans {
+            profile.allow_ip_sans = allow;
+        }
+        if let Some(allow) = section.allow_wildcards {
+            profile.allow_wildcards = allow;
+        }
+    }
+    profile
+}
+
+impl AppState {
+    /// Builds the state: opens every issuer's key and checks it matches its
+    /// certificate, reads admin tokens, opens nothing else.
+    pub async fn build(loaded: &LoadedConfig, store: Arc<dyn Store>) -> Result<Self, ServerError> {
+        let config = &loaded.config;
+        let opener = KeyOpener::new(
+            config
+                .keys
+                .pkcs11_config
+                .as_ref()
+                .map(|p| loaded.resolve(p)),
+            config
+                .keys
+                .file_directory
+                .as_ref()
+                .map(|p| loaded.resolve(p)),
+        );
+        let mut issuers = Vec::new();
+        for section in &config.issuers {
+            let certificate = read_pem_certificate(&loaded.resolve(&section.certificate))?;
+            let reference = KeyReferenceFile::load(&loaded.resolve(&section.key_reference))?;
+            let info = IssuerInfo::from_certificate(&certificate, reference.algorithm)
+                .map_err(|e| ServerError::Keys(format!("issuer {}: {e}", section.name)))?;
+            let key = opener
+                .open(&reference, info.subject_public_key_info())
+                .await?;
+            // The chain returned with certificates: the issuer and any intermediate above
+            // it, not the self-signed root (relying parties have it as a trust anchor).
+            let mut chain = vec![certificate.clone()];
+            let mut anchors = Vec::new();
+            for path in &section.chain {
+                let der = read_pem_certificate(&loaded.resolve(path))?;
+                if is_self_signed(&der) {
+                    anchors.push(der);
+                } else {
+                    chain.push(der);
+                }
+            }
+            let profiles = section
+                .profiles
+                .iter()
+                .filter_map(|p| p.parse::<LeafKind>().ok())
+                .collect();
+            issuers.push(Arc::new(Issuer {
+                name: section.name.clone(),
+                profiles,
+                active: section.active,
+                certificate,
+                chain,
+                anchors,
+                info,
+                key,
+            }));
+        }
+        let sections = &config.profiles;
+        let profiles = [
+            (LeafKind::Server, sections.server.as_ref()),
+            (LeafKind::Client, sections.client.as_ref()),
+            (LeafKind::Workload, sections.workload.as_ref()),
+        ]
+        .into_iter()
+        .map(|(kind, section)| (kind, profile(kind, section)))
+        .collect();
+        let mut provisioners = HashMap::new();
+        for (index, section) in config.provisioners.iter().enumerate() {
+            let provisioner = Provisioner::from_config(section)
+                .map_err(|e| ServerError::Config(format!("provisioners[{index}]: {e}")))?;
+            provisioners.insert(provisioner.name.clone(), provisioner);
+        }
+        let mut admins = Vec::new();
+        for section in &config.admins {
+            let path = loaded.resolve(&section.token_file);
+            carimbo_kms::check_private_file(&path)
+                .map_err(|e| ServerError::Config(e.to_string()))?;
+            let token = std::fs::read_to_string(&path)
+                .map_err(|e| ServerError::Config(format!("{}: {e}", path.display())))?;
+            admins.push(Admin {
+                name: section.name.clone(),
+                role: section.role.clone(),
+                token_sha256: sha256(token.trim().as_bytes()),
+            });
+        }
+        Ok(Self {
+            issuers,
+            profiles,
+            provisioners,
+            admins,
+            store,
+            audit_chain: config.audit.chain.clone().unwrap_or_else(|| "main".into()),
+            publication_url: config
+                .server
+                .publication_url
+                .trim_end_matches('/')
+                .to_owned(),
+            max_body_bytes: config.server.max_body_bytes,
+            serials: Arc::new(RandomSerials),
+        })
+    }
+
+    /// The active issuer for `profile` that is valid now.
+    pub fn issuer_for(
+        &self,
+        profile: LeafKind,
+        now: OffsetDateTime,
+    ) -> Result<&Arc<Issuer>, ApiError> {
+        self.issuers
+            .iter()
+            .find(|i| i.active && i.profiles.contains(&profile) && i.info.not_after() > now)
+            .ok_or_else(|| {
+                ApiError::IssuerUnavailable(format!("no active issuer for the {profile} profile"))
+            })
+    }
+
+    /// Records an audit event on this replica's chain. A failure to record is an
+    /// internal error: nothing is returned that the audit trail does not show.
+    pub async fn audit(&self, event: Value) -> Result<(), ApiError> {
+        self.store
+            .append_audit(&self.audit_chain, &event, OffsetDateTime::now_utc())
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                tracing::error!(error = %e, "audit append failed");
+                ApiError::Internal("audit trail unavailable".into())
+            })
+    }
+}
