@@ -39,6 +39,16 @@ fn load(relative: &str, path: &Path) -> bool {
             assert_eq!(config.sessions, 4);
             true
         }
+        "carimbo.toml" | "dev.toml" => {
+            let loaded = carimbo_server::config::LoadedConfig::load(path).unwrap();
+            assert_eq!(loaded.config.issuers.len(), 2);
+            assert!(!loaded.config.provisioners.is_empty());
+            // Every provisioner's SAN patterns and profiles parse.
+            for section in &loaded.config.provisioners {
+                carimbo_server::policy::Provisioner::from_config(section).unwrap();
+            }
+            true
+        }
         "ceremony/credentials.example.toml" => {
             let credentials = Credentials::load(path).unwrap();
             assert_eq!(

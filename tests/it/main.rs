@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod ceremony;
+mod cli_dev;
 mod cli_kms;
 mod config_examples;
 mod envelope_spec;

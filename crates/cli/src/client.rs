@@ -96,6 +96,18 @@ async fn problem(response: reqwest::Response) -> Box<dyn std::error::Error + Sen
     }
 }
 
+/// An error and its sources on one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 fn secret_argument(value: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
     match value.strip_prefix('@') {
         Some(path) => Ok(std::fs::read_to_string(path)
@@ -165,7 +177,7 @@ pub async fn issue(args: IssueArgs) -> CliResult {
         .json(&body)
         .send()
         .await
-        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+        .map_err(|e| format!("cannot reach {url}: {}", error_chain(&e)))?;
     if !response.status().is_success() {
         return Err(problem(response).await);
     }
@@ -201,7 +213,7 @@ pub async fn token_create(args: TokenCreateArgs) -> CliResult {
         .json(&body)
         .send()
         .await
-        .map_err(|e| format!("cannot reach {url}: {e}"))?;
+        .map_err(|e| format!("cannot reach {url}: {}", error_chain(&e)))?;
     if !response.status().is_success() {
         return Err(problem(response).await);
     }

@@ -62,6 +62,18 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Logs to standard error; RUST_LOG sets the filter (default: warnings), and
+    // CARIMBO_LOG_FORMAT=json switches to JSON lines.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("CARIMBO_LOG_FORMAT").is_ok_and(|f| f == "json") {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -76,12 +76,23 @@ async fn run_listeners(
         ),
         None => None,
     };
-    eprintln!("carimbo: API on https://{}", api.local_addr()?);
-    if let Some(listener) = &publication {
-        eprintln!("carimbo: publication on http://{}", listener.local_addr()?);
+    {
+        use std::io::Write;
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(stderr, "carimbo: API on https://{}", api.local_addr()?);
+        if let Some(listener) = &publication {
+            let _ = writeln!(
+                stderr,
+                "carimbo: publication on http://{}",
+                listener.local_addr()?
+            );
+        }
     }
     if let Some(banner) = banner {
-        println!("{banner}");
+        // Not println!: a closed standard output must not stop the service.
+        use std::io::Write;
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{banner}").and_then(|()| stdout.flush());
     }
     carimbo_server::serve(
         Listeners { api, publication },
@@ -226,28 +237,11 @@ fn intermediate_config(name: &str, usage: &str, operators: &str, start: &str, en
     )
 }
 
+/// The development service config: `config/dev.toml` with the addresses asked for.
 fn dev_config(args: &DevArgs) -> String {
-    format!(
-        "# carimbo dev: development only (software keys, SQLite, self-issued TLS).\n\
-         version = 1\n\n\
-         [server]\nlisten = \"{listen}\"\npublication-listen = \"{publication}\"\n\
-         publication-url = \"http://{publication}\"\n\n\
-         [tls]\ncertificate = \"tls/server.pem\"\nkey = \"tls/server.key\"\n\n\
-         [database]\nsqlite = \"carimbo.db\"\n\n\
-         [keys]\nfile-directory = \"ceremony/dev-ca\"\n\n\
-         [[issuers]]\nname = \"int-server\"\nprofiles = [\"server\"]\n\
-         certificate = \"ceremony/int-server.pem\"\nchain = [\"ceremony/root.pem\"]\n\
-         key-reference = \"ceremony/int-server.key.toml\"\n\n\
-         [[issuers]]\nname = \"int-workload\"\nprofiles = [\"client\", \"workload\"]\n\
-         certificate = \"ceremony/int-workload.pem\"\nchain = [\"ceremony/root.pem\"]\n\
-         key-reference = \"ceremony/int-workload.key.toml\"\n\n\
-         [[provisioners]]\nname = \"dev\"\ntype = \"token\"\n\
-         profiles = [\"server\", \"client\", \"workload\"]\n\
-         sans = [\"dns:**\", \"ip:*\", \"uri:spiffe://**\"]\nmax-ttl = \"72h\"\n\n\
-         [[admins]]\nname = \"dev-admin\"\nrole = \"admin\"\ntoken-file = \"admin.token\"\n",
-        listen = args.listen,
-        publication = args.publication_listen,
-    )
+    include_str!("../../../config/dev.toml")
+        .replace("127.0.0.1:8443", &args.listen.to_string())
+        .replace("127.0.0.1:8080", &args.publication_listen.to_string())
 }
 
 /// `carimbo dev`: the zero-setup service on 127.0.0.1.
