@@ -125,6 +125,13 @@ profiles = ["server", "client", "workload"]
 sans = ["dns:**.example.com", "dns:localhost", "ip:127.0.0.1", "uri:spiffe://lab.example.com/**"]
 max-ttl = "72h"
 [[provisioners]]
+name = "short"
+type = "token"
+profiles = ["server"]
+sans = ["dns:*.short.example.com"]
+max-ttl = "1h"
+lineage-max-age = "2s"
+[[provisioners]]
 name = "narrow"
 type = "token"
 profiles = ["server"]
@@ -1132,4 +1139,288 @@ fn a_serial_collision_is_detected_and_retried() {
             .unwrap()
             .is_some()
     );
+}
+
+/// Runs `carimbo renew` with the files of an issued certificate.
+fn cli_renew(
+    ca: &TestCa,
+    certificate: &Path,
+    key: &Path,
+    out: &Path,
+    extra: &[&str],
+) -> std::process::Output {
+    Command::new(carimbo_tests::carimbo_binary())
+        .args(["renew", "--ca", &ca.url, "--ca-bundle", s(&ca.bundle)])
+        .args(["--cert", s(certificate), "--key", s(key), "--out", s(out)])
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+fn sans_and_serial(certificate: &Path) -> (String, String) {
+    let (_, text) = openssl(&[
+        "x509",
+        "-in",
+        s(certificate),
+        "-noout",
+        "-ext",
+        "subjectAltName",
+        "-serial",
+        "-pubkey",
+    ]);
+    let serial = text
+        .lines()
+        .find(|l| l.starts_with("serial="))
+        .unwrap()
+        .to_owned();
+    (text.replace(&serial, ""), serial)
+}
+
+#[test]
+fn renewal_by_proof_of_possession_works_for_every_profile() {
+    let Some(ca) = test_ca() else { return };
+    for (profile, extension, san) in [
+        (
+            "server",
+            "subjectAltName=DNS:renew.example.com",
+            "dns:renew.example.com",
+        ),
+        (
+            "client",
+            "subjectAltName=URI:spiffe://lab.example.com/ns/r/sa/client",
+            "uri:spiffe://lab.example.com/ns/r/sa/client",
+        ),
+        (
+            "workload",
+            "subjectAltName=URI:spiffe://lab.example.com/ns/r/sa/workload",
+            "uri:spiffe://lab.example.com/ns/r/sa/workload",
+        ),
+    ] {
+        let request = p256(&[extension]);
+        let token = ca.token("lab", profile, &[san], "12h", "5m");
+        let (status, reply) = ca.issue(&token, &request.csr, profile, Some("2h"));
+        assert_eq!(status, 201, "{reply}");
+        let (certificate, _) = write_issued(request.dir.path(), &reply);
+        // Same key.
+        let out = request.dir.path().join("renewed");
+        let output = cli_renew(ca, &certificate, &request.key(), &out, &["--ttl", "1h"]);
+        assert!(
+            output.status.success(),
+            "{profile}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let (old_names, old_serial) = sans_and_serial(&certificate);
+        let (new_names, new_serial) = sans_and_serial(&out.join("cert.pem"));
+        assert_eq!(old_names, new_names, "{profile}: names or key changed");
+        assert_ne!(old_serial, new_serial);
+        let purpose = if profile == "server" {
+            "sslserver"
+        } else {
+            "sslclient"
+        };
+        let (ok, text) = openssl(&[
+            "verify",
+            "-purpose",
+            purpose,
+            "-CAfile",
+            s(&ca.bundle),
+            "-untrusted",
+            s(&out.join("chain.pem")),
+            s(&out.join("cert.pem")),
+        ]);
+        assert!(ok, "{profile}: {text}");
+        // A new key, proven by the renewed certificate's key.
+        let rekeyed = request.dir.path().join("rekeyed");
+        let output = cli_renew(
+            ca,
+            &out.join("cert.pem"),
+            &out.join("key.pem"),
+            &rekeyed,
+            &["--new-key"],
+        );
+        assert!(
+            output.status.success(),
+            "{profile}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_ne!(
+            std::fs::read(rekeyed.join("key.pem")).unwrap(),
+            std::fs::read(out.join("key.pem")).unwrap()
+        );
+        let (rekeyed_names, _) = sans_and_serial(&rekeyed.join("cert.pem"));
+        assert_ne!(rekeyed_names, new_names, "the public key did not change");
+    }
+}
+
+/// A renewal request for `certificate`, signed with `key` (PEM), at `timestamp`.
+fn renewal_request(
+    certificate: &Path,
+    key_pem: &str,
+    csr: &str,
+    timestamp: i64,
+) -> (Vec<u8>, String) {
+    use base64::Engine;
+    use rcgen::SigningKey;
+    let body = serde_json::to_vec(&json!({
+        "certificate": std::fs::read_to_string(certificate).unwrap(),
+        "csr": csr,
+        "timestamp": timestamp,
+    }))
+    .unwrap();
+    let key = rcgen::KeyPair::from_pem(key_pem).unwrap();
+    let signature = key
+        .sign(&carimbo_server::renewal::proof_message(&body))
+        .unwrap();
+    (
+        body,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature),
+    )
+}
+
+fn post_renewal(ca: &TestCa, body: Vec<u8>, proof: &str) -> (u16, Value) {
+    ca.runtime.block_on(async {
+        let response = ca
+            .client
+            .post(format!("{}/v1/certificates/renew", ca.url))
+            .header("authorization", format!("Carimbo-PoP {proof}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        (
+            response.status().as_u16(),
+            response.json::<Value>().await.unwrap(),
+        )
+    })
+}
+
+#[test]
+fn renewal_is_refused_when_it_must_be() {
+    let Some(ca) = test_ca() else { return };
+    let now = || time::OffsetDateTime::now_utc().unix_timestamp();
+    let issue = |provisioner: &str, name: &str, ttl: &str| {
+        let request = p256(&[&format!("subjectAltName=DNS:{name}")]);
+        let token = ca.token(provisioner, "server", &[&format!("dns:{name}")], "1h", "5m");
+        let (status, reply) = ca.issue(&token, &request.csr, "server", Some(ttl));
+        assert_eq!(status, 201, "{reply}");
+        let (certificate, _) = write_issued(request.dir.path(), &reply);
+        (
+            request,
+            certificate,
+            reply["serial"].as_str().unwrap().to_owned(),
+        )
+    };
+    // A good request first, so the refusals below are about what they change.
+    let (good, good_certificate, _) = issue("lab", "fine.example.com", "1h");
+    let key = std::fs::read_to_string(good.key()).unwrap();
+    let (body, proof) = renewal_request(&good_certificate, &key, &good.csr, now());
+    assert_eq!(post_renewal(ca, body, &proof).0, 201);
+
+    // Signed by another key.
+    let stranger = p256(&["subjectAltName=DNS:fine.example.com"]);
+    let (body, proof) = renewal_request(
+        &good_certificate,
+        &std::fs::read_to_string(stranger.key()).unwrap(),
+        &good.csr,
+        now(),
+    );
+    let (status, reply) = post_renewal(ca, body, &proof);
+    assert_eq!(
+        (status, reply["code"].as_str()),
+        (401, Some("bad_proof")),
+        "{reply}"
+    );
+    // A stale request (replayed from long ago).
+    let (body, proof) = renewal_request(&good_certificate, &key, &good.csr, now() - 3600);
+    let (status, reply) = post_renewal(ca, body, &proof);
+    assert_eq!(
+        (status, reply["code"].as_str()),
+        (401, Some("bad_proof")),
+        "{reply}"
+    );
+    // A body changed after signing.
+    let (mut body, proof) = renewal_request(&good_certificate, &key, &good.csr, now());
+    let last = body.len() - 2;
+    body[last] = b' ';
+    let (status, reply) = post_renewal(ca, body, &proof);
+    assert_eq!(status / 100, 4, "{reply}");
+    // A name the current certificate does not hold.
+    let other = p256(&["subjectAltName=DNS:fine.example.com,DNS:extra.example.com"]);
+    let key_other = std::fs::read_to_string(other.key()).unwrap();
+    let _ = key_other;
+    let (body, proof) = renewal_request(&good_certificate, &key, &other.csr, now());
+    let (status, reply) = post_renewal(ca, body, &proof);
+    assert_eq!(
+        (status, reply["code"].as_str()),
+        (403, Some("forbidden")),
+        "{reply}"
+    );
+
+    // Expired.
+    let (expired, expired_certificate, _) = issue("lab", "expired.example.com", "1s");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let key = std::fs::read_to_string(expired.key()).unwrap();
+    let (body, proof) = renewal_request(&expired_certificate, &key, &expired.csr, now());
+    let (status, reply) = post_renewal(ca, body, &proof);
+    assert_eq!(
+        (status, reply["code"].as_str()),
+        (401, Some("certificate_expired")),
+        "{reply}"
+    );
+
+    // Revoked.
+    let (revoked, revoked_certificate, serial) = issue("lab", "revoked.example.com", "1h");
+    ca.runtime
+        .block_on(
+            ca.state
+                .store
+                .mark_revoked(&serial, 1, time::OffsetDateTime::now_utc()),
+        )
+        .unwrap();
+    let key = std::fs::read_to_string(revoked.key()).unwrap();
+    let (body, proof) = renewal_request(&revoked_certificate, &key, &revoked.csr, now());
+    let (status, reply) = post_renewal(ca, body, &proof);
+    assert_eq!(
+        (status, reply["code"].as_str()),
+        (403, Some("certificate_revoked")),
+        "{reply}"
+    );
+
+    // A lineage older than its provisioner allows (lineage-max-age = 2s).
+    let (old, old_certificate, _) = issue("short", "a.short.example.com", "1h");
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    let key = std::fs::read_to_string(old.key()).unwrap();
+    let (body, proof) = renewal_request(&old_certificate, &key, &old.csr, now());
+    let (status, reply) = post_renewal(ca, body, &proof);
+    assert_eq!(
+        (status, reply["code"].as_str()),
+        (403, Some("lineage_expired")),
+        "{reply}"
+    );
+
+    // The provisioner's policy no longer allows the name: a replica started with the
+    // changed config refuses the renewal.
+    let (changed, changed_certificate, _) = issue("lab", "dropped.example.com", "1h");
+    let text = std::fs::read_to_string(ca.dir.join("carimbo.toml"))
+        .unwrap()
+        .replace(
+            r#"sans = ["dns:**.example.com", "#,
+            r#"sans = ["dns:**.kept.example.com", "#,
+        );
+    std::fs::write(ca.dir.join("changed.toml"), text).unwrap();
+    let loaded = LoadedConfig::load(&ca.dir.join("changed.toml")).unwrap();
+    let key = std::fs::read_to_string(changed.key()).unwrap();
+    let (body, proof) = renewal_request(&changed_certificate, &key, &changed.csr, now());
+    let result = ca.runtime.block_on(async {
+        let store = SqliteStore::open(&ca.dir.join("carimbo.db")).await.unwrap();
+        let state = AppState::build(&loaded, Arc::new(store)).await.unwrap();
+        carimbo_server::renewal::renew(&state, &body, &proof, |_| Ok(None), "policy-test").await
+    });
+    match result {
+        Err(carimbo_server::ApiError::Forbidden(reason)) => {
+            assert!(reason.contains("dropped.example.com"), "{reason}")
+        }
+        other => panic!("expected forbidden, got {other:?}"),
+    }
 }

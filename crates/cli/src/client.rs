@@ -225,3 +225,106 @@ pub async fn token_create(args: TokenCreateArgs) -> CliResult {
     );
     Ok(())
 }
+
+/// `carimbo renew` arguments.
+#[derive(Debug, Args)]
+pub struct RenewArgs {
+    #[command(flatten)]
+    ca: CaArgs,
+    /// The current certificate (PEM; the first certificate of the file is used).
+    #[arg(long, value_name = "FILE")]
+    cert: PathBuf,
+    /// The current certificate's private key (PEM PKCS#8).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// Make a new key for the new certificate (the current key still proves possession).
+    #[arg(long)]
+    new_key: bool,
+    /// Requested lifetime, e.g. 12h (default: the profile's).
+    #[arg(long)]
+    ttl: Option<String>,
+    /// Output directory (as for `issue`); may be the directory of --cert.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
+/// The SANs of a certificate.
+fn certificate_sans(
+    der: &[u8],
+) -> Result<Vec<SubjectAltName>, Box<dyn std::error::Error + Send + Sync>> {
+    use x509_parser::extensions::GeneralName;
+    let (_, certificate) =
+        x509_parser::parse_x509_certificate(der).map_err(|e| format!("certificate: {e}"))?;
+    let extension = certificate
+        .subject_alternative_name()
+        .map_err(|e| format!("certificate: {e}"))?
+        .ok_or("the certificate has no subject alternative name")?;
+    let mut sans = Vec::new();
+    for name in &extension.value.general_names {
+        sans.push(match name {
+            GeneralName::DNSName(dns) => SubjectAltName::Dns((*dns).to_owned()),
+            GeneralName::URI(uri) => SubjectAltName::Uri((*uri).to_owned()),
+            GeneralName::IPAddress(bytes) => match bytes.len() {
+                4 => SubjectAltName::Ip(std::net::IpAddr::from(<[u8; 4]>::try_from(*bytes)?)),
+                16 => SubjectAltName::Ip(std::net::IpAddr::from(<[u8; 16]>::try_from(*bytes)?)),
+                _ => return Err("bad IP address SAN".into()),
+            },
+            other => return Err(format!("unsupported SAN {other:?}").into()),
+        });
+    }
+    Ok(sans)
+}
+
+/// `carimbo renew`: proves possession of the current key and gets a new certificate.
+pub async fn renew(args: RenewArgs) -> CliResult {
+    use base64::Engine;
+    use rcgen::SigningKey;
+    let certificate_pem =
+        std::fs::read_to_string(&args.cert).map_err(|e| format!("{}: {e}", args.cert.display()))?;
+    let der = carimbo_pki::pem_decode(&certificate_pem, "CERTIFICATE")?;
+    let first_pem = carimbo_pki::pem_encode("CERTIFICATE", &der);
+    let sans = certificate_sans(&der)?;
+    let key_pem =
+        std::fs::read_to_string(&args.key).map_err(|e| format!("{}: {e}", args.key.display()))?;
+    let current =
+        rcgen::KeyPair::from_pem(&key_pem).map_err(|e| format!("{}: {e}", args.key.display()))?;
+    let next = if args.new_key {
+        rcgen::KeyPair::generate_for(current.algorithm())?
+    } else {
+        rcgen::KeyPair::from_pem(&key_pem)?
+    };
+    let csr = carimbo_server::tls::csr_pem(&next, &sans)?;
+    let mut body = json!({
+        "certificate": first_pem,
+        "csr": csr,
+        "timestamp": time::OffsetDateTime::now_utc().unix_timestamp(),
+    });
+    if let Some(ttl) = &args.ttl {
+        body["ttl"] = json!(ttl);
+    }
+    let body = serde_json::to_vec(&body)?;
+    let signature = current.sign(&carimbo_server::renewal::proof_message(&body))?;
+    let proof = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature);
+    let client = http_client(&args.ca)?;
+    let url = format!("{}/v1/certificates/renew", args.ca.ca.trim_end_matches('/'));
+    let response = client
+        .post(&url)
+        .header("authorization", format!("Carimbo-PoP {proof}"))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {url}: {}", error_chain(&e)))?;
+    if !response.status().is_success() {
+        return Err(problem(response).await);
+    }
+    let renewed: Value = response.json().await?;
+    write_outputs(&args.out, &next.serialize_pem(), &renewed)?;
+    println!(
+        "renewed: certificate {} until {} into {}",
+        renewed["serial"].as_str().unwrap_or("?"),
+        renewed["not_after"].as_str().unwrap_or("?"),
+        args.out.display()
+    );
+    Ok(())
+}

@@ -32,6 +32,8 @@ enum Command {
     Configtest(service::ConfigArgs),
     /// Get a certificate: make a key locally, send a CSR with a bootstrap token.
     Issue(client::IssueArgs),
+    /// Renew a certificate by proving possession of its key.
+    Renew(client::RenewArgs),
     /// Bootstrap tokens (admin).
     #[command(subcommand)]
     Token(TokenCommand),
@@ -91,6 +93,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => service::serve(args).await,
             Command::Configtest(args) => service::configtest(args).await,
             Command::Issue(args) => client::issue(args).await,
+            Command::Renew(args) => client::renew(args).await,
             Command::Token(TokenCommand::Create(args)) => client::token_create(args).await,
             Command::Kms(command) => kms::run(command).await,
         }

@@ -50,6 +50,18 @@ pub enum ApiError {
     /// The bootstrap token expired.
     #[error("the bootstrap token expired")]
     TokenExpired,
+    /// The certificate presented for renewal is revoked.
+    #[error("the certificate is revoked and cannot be renewed")]
+    CertificateRevoked,
+    /// The certificate presented for renewal has expired: bootstrap again.
+    #[error("the certificate has expired; bootstrap again with a token")]
+    CertificateExpired,
+    /// The proof of possession is missing, malformed or does not verify.
+    #[error("{0}")]
+    BadProof(String),
+    /// The lineage is older than its provisioner allows: bootstrap again.
+    #[error("{0}")]
+    LineageExpired(String),
     /// The caller is authenticated but not allowed this.
     #[error("{0}")]
     Forbidden(String),
@@ -82,6 +94,10 @@ impl ApiError {
             Self::Unauthorized(_) => ("unauthorized", StatusCode::UNAUTHORIZED),
             Self::TokenUsed => ("token_used", StatusCode::UNAUTHORIZED),
             Self::TokenExpired => ("token_expired", StatusCode::UNAUTHORIZED),
+            Self::CertificateRevoked => ("certificate_revoked", StatusCode::FORBIDDEN),
+            Self::CertificateExpired => ("certificate_expired", StatusCode::UNAUTHORIZED),
+            Self::BadProof(_) => ("bad_proof", StatusCode::UNAUTHORIZED),
+            Self::LineageExpired(_) => ("lineage_expired", StatusCode::FORBIDDEN),
             Self::Forbidden(_) => ("forbidden", StatusCode::FORBIDDEN),
             Self::UnknownProfile(_) => ("unknown_profile", StatusCode::BAD_REQUEST),
             Self::Leaf(error) => (error.code(), StatusCode::BAD_REQUEST),

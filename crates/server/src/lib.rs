@@ -16,6 +16,7 @@ mod error;
 pub mod issuance;
 pub mod keys;
 pub mod policy;
+pub mod renewal;
 pub mod routes;
 pub mod state;
 pub mod tls;

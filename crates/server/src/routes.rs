@@ -26,6 +26,7 @@ pub fn api_router(state: SharedState) -> Router {
     let limit = state.max_body_bytes;
     Router::new()
         .route("/v1/certificates", post(issue_certificate))
+        .route("/v1/certificates/renew", post(renew_certificate))
         .route("/v1/certificates/{serial}", get(certificate))
         .route("/v1/ca/chain", get(chain))
         .route("/v1/admin/tokens", post(create_token))
@@ -187,6 +188,64 @@ async fn issue_certificate(
             }
             error.into_response()
         }
+    };
+    with_request_id(response, &request_id)
+}
+
+async fn renew_certificate(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request_id = random_id(8).unwrap_or_default();
+    let result = async {
+        let proof = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Carimbo-PoP "))
+            .ok_or_else(|| {
+                ApiError::BadProof("an Authorization: Carimbo-PoP proof is required".into())
+            })?
+            .to_owned();
+        let is_json = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| {
+                v.split(';')
+                    .next()
+                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+            });
+        if !is_json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let body = body.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(state.max_body_bytes)
+            } else {
+                ApiError::MalformedRequest(rejection.body_text())
+            }
+        })?;
+        Ok(crate::renewal::renew(&state, &body, &proof, ttl_of, &request_id).await)
+    }
+    .await;
+    let result = match result {
+        Ok(inner) => inner,
+        Err(error) => {
+            // Refused before the renewal flow (which audits its own refusals).
+            let _ = state
+                .audit(json!({
+                    "type": "certificate.renewal_refused",
+                    "request_id": request_id,
+                    "code": error.code_and_status().0,
+                    "reason": error.to_string(),
+                }))
+                .await;
+            Err(error)
+        }
+    };
+    let response = match result {
+        Ok(issued) => (StatusCode::CREATED, Json(issued)).into_response(),
+        Err(error) => error.into_response(),
     };
     with_request_id(response, &request_id)
 }

@@ -40,6 +40,17 @@ pub trait CertificateStore: Send + Sync + fmt::Debug {
     /// The record of `serial` (any status), if there is one.
     async fn certificate(&self, serial: &str) -> Result<Option<CertificateRecord>, StoreError>;
 
+    /// Marks an issued certificate revoked with an RFC 5280 reason code (0–10, not 7).
+    /// Revoking a revoked certificate again keeps the first revocation and returns
+    /// `Ok`; NotFound if no such serial; Conflict if it was never issued. (Revocation
+    /// proper — OCSP answers in the same transaction, CRL shards — builds on this.)
+    async fn mark_revoked(
+        &self,
+        serial: &str,
+        reason: u8,
+        revoked_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+
     /// Intents still pending, oldest first: after a crash between intent and completion,
     /// the service reconciles them at start (nothing was returned to a caller for them).
     async fn pending_intents(&self) -> Result<Vec<IssuanceIntent>, StoreError>;
