@@ -1424,3 +1424,51 @@ fn renewal_is_refused_when_it_must_be() {
         other => panic!("expected forbidden, got {other:?}"),
     }
 }
+
+#[test]
+fn intents_left_pending_by_a_crash_are_reconciled_at_start() {
+    let Some(ca) = test_ca() else { return };
+    let old = time::OffsetDateTime::now_utc() - time::Duration::minutes(10);
+    let serial = carimbo_pki::SerialNumber::random().unwrap().to_hex();
+    let lineage = random_hex(16);
+    ca.runtime.block_on(async {
+        ca.state
+            .store
+            .create_lineage(&carimbo_store::Lineage {
+                id: lineage.clone(),
+                provisioner: "lab".into(),
+                identity: "crash-test".into(),
+                created_at: old,
+            })
+            .await
+            .unwrap();
+        ca.state
+            .store
+            .record_intent(&carimbo_store::IssuanceIntent {
+                serial: serial.clone(),
+                issuer: "int-server".into(),
+                profile: "server".into(),
+                provisioner: "lab".into(),
+                lineage,
+                requester: "crash-test".into(),
+                sans: vec!["dns:crash.example.com".into()],
+                subject_key_sha256: "0".repeat(64),
+                not_before: old,
+                not_after: old + time::Duration::hours(1),
+                lint_certificate: vec![0x30, 0x00],
+                request_id: "crash".into(),
+                created_at: old,
+            })
+            .await
+            .unwrap();
+        let reconciled = ca
+            .state
+            .reconcile_pending(time::Duration::minutes(2))
+            .await
+            .unwrap();
+        assert!(reconciled >= 1);
+        let record = ca.state.store.certificate(&serial).await.unwrap().unwrap();
+        assert_eq!(record.status, carimbo_store::CertificateStatus::Failed);
+        assert!(record.certificate.is_none());
+    });
+}

@@ -41,7 +41,15 @@ async fn build(
 ) -> Result<Arc<AppState>, Box<dyn std::error::Error + Send + Sync>> {
     let database = loaded.resolve(&loaded.config.database.sqlite);
     let store = SqliteStore::open(&database).await?;
-    Ok(Arc::new(AppState::build(loaded, Arc::new(store)).await?))
+    let state = AppState::build(loaded, Arc::new(store)).await?;
+    let reconciled = state.reconcile_pending(time::Duration::minutes(2)).await?;
+    if reconciled > 0 {
+        tracing::warn!(
+            reconciled,
+            "pending issuance intents from an earlier run marked failed"
+        );
+    }
+    Ok(Arc::new(state))
 }
 
 async fn shutdown_signal() {

@@ -14,6 +14,7 @@
 pub mod config;
 mod error;
 pub mod issuance;
+pub mod jwt;
 pub mod keys;
 pub mod policy;
 pub mod renewal;

@@ -254,3 +254,34 @@ impl AppState {
             })
     }
 }
+
+impl AppState {
+    /// Marks intents left pending by a crash (older than `grace`) as failed: their
+    /// certificates were never returned, so nothing relies on them. Returns how many.
+    /// Newer intents may still be in flight on another replica and are left alone.
+    pub async fn reconcile_pending(&self, grace: time::Duration) -> Result<usize, ServerError> {
+        let now = OffsetDateTime::now_utc();
+        let mut reconciled = 0;
+        for intent in self.store.pending_intents().await? {
+            if now - intent.created_at < grace {
+                continue;
+            }
+            self.store
+                .fail_issuance(
+                    &intent.serial,
+                    "interrupted before signing completed; reconciled at start",
+                )
+                .await?;
+            let _ = self
+                .audit(serde_json::json!({
+                    "type": "certificate.reconciled",
+                    "serial": intent.serial,
+                    "request_id": intent.request_id,
+                    "outcome": "failed",
+                }))
+                .await;
+            reconciled += 1;
+        }
+        Ok(reconciled)
+    }
+}
