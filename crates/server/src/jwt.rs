@@ -582,9 +582,10 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, JwtError> {
 
 /// Parses a JWKS and pins an algorithm to each key (see [`JwtVerifier::from_settings`]).
 fn load_jwks(bytes: &[u8], allowed: &BTreeSet<Algorithm>) -> Result<Vec<VerificationKey>, String> {
-    let document = parse_object(bytes)?;
+    const SHAPE: &str = "a JWKS is a JSON object with a \"keys\" array";
+    let document = parse_object(bytes).map_err(|e| format!("{e} ({SHAPE})"))?;
     let Some(Value::Array(entries)) = document.get("keys") else {
-        return Err("a JWKS is a JSON object with a \"keys\" array".into());
+        return Err(SHAPE.into());
     };
     if entries.is_empty() {
         return Err("the JWKS has no keys".into());
@@ -1149,4 +1150,883 @@ fn printable(text: &str) -> String {
         }
     }
     printable
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::OnceLock;
+
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::KeySize;
+    use aws_lc_rs::signature::{
+        ECDSA_P256_SHA256_FIXED_SIGNING, ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair,
+        Ed25519KeyPair, KeyPair, RsaKeyPair,
+    };
+    use serde_json::json;
+
+    use super::*;
+
+    const ISSUER: &str = "https://kubernetes.default.svc";
+    const SPIFFE_TEMPLATE: &str = "uri:spiffe://{trust-domain}/ns/{/kubernetes.io/namespace}/sa/{/kubernetes.io/serviceaccount/name}";
+    /// 2026-01-01T00:00:00Z, when the tokens of `tests/data/jwt` were issued.
+    const ISSUED: i64 = 1_767_225_600;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(ISSUED + 60).unwrap()
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    /// One RSA-2048 key for every test (generation is the slow part).
+    fn rsa_key() -> &'static RsaKeyPair {
+        static KEY: OnceLock<RsaKeyPair> = OnceLock::new();
+        KEY.get_or_init(|| RsaKeyPair::generate(KeySize::Rsa2048).unwrap())
+    }
+
+    enum TestKey {
+        P256(EcdsaKeyPair),
+        P384(EcdsaKeyPair),
+        Rsa,
+        Ed25519(Ed25519KeyPair),
+    }
+
+    impl TestKey {
+        fn p256() -> Self {
+            Self::P256(EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap())
+        }
+
+        fn p384() -> Self {
+            Self::P384(EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING).unwrap())
+        }
+
+        fn ed25519() -> Self {
+            Self::Ed25519(Ed25519KeyPair::generate().unwrap())
+        }
+
+        /// The public JWK, with `kid` and `alg` if given.
+        fn jwk(&self, kid: Option<&str>, alg: Option<&str>) -> Value {
+            let mut jwk = match self {
+                Self::P256(key) | Self::P384(key) => {
+                    let point = key.public_key().as_ref();
+                    let size = (point.len() - 1) / 2;
+                    let curve = if size == 32 { "P-256" } else { "P-384" };
+                    json!({"kty": "EC", "crv": curve, "x": b64(&point[1..=size]), "y": b64(&point[1 + size..])})
+                }
+                Self::Rsa => {
+                    let public = rsa_key().public_key();
+                    json!({
+                        "kty": "RSA",
+                        "n": b64(public.modulus().big_endian_without_leading_zero()),
+                        "e": b64(public.exponent().big_endian_without_leading_zero()),
+                    })
+                }
+                Self::Ed25519(key) => {
+                    json!({"kty": "OKP", "crv": "Ed25519", "x": b64(key.public_key().as_ref())})
+                }
+            };
+            if let Some(kid) = kid {
+                jwk["kid"] = json!(kid);
+            }
+            if let Some(alg) = alg {
+                jwk["alg"] = json!(alg);
+            }
+            jwk
+        }
+
+        fn sign(&self, alg: &str, message: &[u8]) -> Vec<u8> {
+            let rng = SystemRandom::new();
+            match self {
+                Self::P256(key) | Self::P384(key) => {
+                    key.sign(&rng, message).unwrap().as_ref().to_vec()
+                }
+                Self::Ed25519(key) => key.sign(message).as_ref().to_vec(),
+                Self::Rsa => {
+                    let key = rsa_key();
+                    let padding: &'static dyn signature::RsaEncoding = match alg {
+                        "RS256" => &signature::RSA_PKCS1_SHA256,
+                        "RS384" => &signature::RSA_PKCS1_SHA384,
+                        "RS512" => &signature::RSA_PKCS1_SHA512,
+                        "PS256" => &signature::RSA_PSS_SHA256,
+                        "PS384" => &signature::RSA_PSS_SHA384,
+                        _ => &signature::RSA_PSS_SHA512,
+                    };
+                    let mut signature = vec![0; key.public_modulus_len()];
+                    key.sign(padding, &rng, message, &mut signature).unwrap();
+                    signature
+                }
+            }
+        }
+
+        /// A compact JWS of `claims` with `header`, signed with this key as `alg`.
+        fn token(&self, header: &Value, claims: &Value) -> String {
+            let alg = header["alg"].as_str().unwrap_or("ES256").to_owned();
+            let input = format!(
+                "{}.{}",
+                b64(header.to_string().as_bytes()),
+                b64(claims.to_string().as_bytes())
+            );
+            let signature = self.sign(&alg, input.as_bytes());
+            format!("{input}.{}", b64(&signature))
+        }
+    }
+
+    /// Kubernetes-like service-account claims, issued a minute before [`now`].
+    fn claims() -> Value {
+        json!({
+            "iss": ISSUER,
+            "aud": ["carimbo"],
+            "sub": "system:serviceaccount:ml:trainer",
+            "kubernetes.io": {"namespace": "ml", "serviceaccount": {"name": "trainer"}},
+            "iat": ISSUED,
+            "nbf": ISSUED,
+            "exp": ISSUED + 3600,
+        })
+    }
+
+    fn settings(algorithms: &[&str]) -> JwtSettings {
+        JwtSettings {
+            jwks: PathBuf::from("jwks.json"),
+            issuer: ISSUER.into(),
+            audience: "carimbo".into(),
+            algorithms: algorithms.iter().map(|a| a.to_string()).collect(),
+            san_templates: vec![SPIFFE_TEMPLATE.into()],
+            variables: BTreeMap::from([("trust-domain".into(), "lab.example.com".into())]),
+            leeway_seconds: 30,
+            max_token_age_seconds: 3600,
+        }
+    }
+
+    /// Loads `jwks` (written to a temporary file) with `settings`.
+    fn load(settings: &JwtSettings, jwks: &Value) -> Result<JwtVerifier, JwtError> {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("jwks.json");
+        std::fs::write(&path, jwks.to_string()).unwrap();
+        JwtVerifier::from_settings(settings, &path)
+    }
+
+    /// A verifier trusting `key` as `kid` "k1" pinned to `alg`.
+    fn verifier(key: &TestKey, alg: &str) -> JwtVerifier {
+        load(
+            &settings(&[alg]),
+            &json!({"keys": [key.jwk(Some("k1"), Some(alg))]}),
+        )
+        .unwrap()
+    }
+
+    fn header(alg: &str) -> Value {
+        json!({"alg": alg, "kid": "k1", "typ": "JWT"})
+    }
+
+    fn code<T: fmt::Debug>(result: Result<T, JwtError>) -> &'static str {
+        match result {
+            Ok(value) => panic!("expected a refusal, got {value:?}"),
+            Err(error) => {
+                // Every message names its problem; none is empty.
+                assert!(!error.to_string().is_empty());
+                error.code()
+            }
+        }
+    }
+
+    fn spiffe(claims: &Value, verifier: &JwtVerifier) -> Vec<String> {
+        verifier
+            .names(claims)
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn good_tokens_for_every_key_type() {
+        let cases = [
+            (TestKey::p256(), "ES256"),
+            (TestKey::p384(), "ES384"),
+            (TestKey::Rsa, "RS256"),
+            (TestKey::Rsa, "RS512"),
+            (TestKey::Rsa, "PS256"),
+            (TestKey::ed25519(), "EdDSA"),
+        ];
+        for (key, alg) in cases {
+            let verifier = verifier(&key, alg);
+            let token = key.token(&header(alg), &claims());
+            let verified = verifier
+                .verify(&token, now())
+                .unwrap_or_else(|e| panic!("{alg}: {e}"));
+            assert_eq!(verified, claims(), "{alg}");
+            assert_eq!(
+                spiffe(&verified, &verifier),
+                ["uri:spiffe://lab.example.com/ns/ml/sa/trainer"],
+                "{alg}"
+            );
+            assert_eq!(
+                verifier.identity(&verified),
+                "jwt:https://kubernetes.default.svc#system:serviceaccount:ml:trainer"
+            );
+        }
+    }
+
+    #[test]
+    fn kubernetes_token_maps_to_a_spiffe_id_and_dns_names() {
+        let key = TestKey::p256();
+        let mut settings = settings(&["ES256"]);
+        settings.san_templates.push(
+            "dns:{/kubernetes.io/serviceaccount/name}.{/kubernetes.io/namespace}.svc.cluster.local"
+                .into(),
+        );
+        let verifier = load(&settings, &json!({"keys": [key.jwk(Some("k1"), None)]})).unwrap();
+        let claims = verifier
+            .verify(&key.token(&header("ES256"), &claims()), now())
+            .unwrap();
+        let names = verifier.names(&claims).unwrap();
+        assert_eq!(
+            names,
+            [
+                SubjectAltName::Uri("spiffe://lab.example.com/ns/ml/sa/trainer".into()),
+                SubjectAltName::Dns("trainer.ml.svc.cluster.local".into()),
+            ]
+        );
+        // A single-key JWKS also serves a token without kid; aud may be a plain string.
+        let mut plain = claims.clone();
+        plain["aud"] = json!("carimbo");
+        let token = key.token(&json!({"alg": "ES256"}), &plain);
+        assert!(verifier.verify(&token, now()).is_ok());
+    }
+
+    #[test]
+    fn tokens_signed_by_openssl_verify() {
+        // tests/data/jwt: a cluster-like JWKS (RS256, ES256 and Ed25519 keys, kid =
+        // SHA-256 of the SPKI as Kubernetes does) and a token signed by each key with
+        // the openssl command-line tool; see make-jwt-data.py there.
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/jwt");
+        let settings = settings(&["RS256", "ES256", "EdDSA"]);
+        let verifier =
+            JwtVerifier::from_settings(&settings, &data.join("cluster-jwks.json")).unwrap();
+        for name in ["rs256", "es256", "eddsa"] {
+            let token = std::fs::read_to_string(data.join(format!("cluster-{name}.jwt"))).unwrap();
+            let claims = verifier
+                .verify(token.trim(), now())
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(
+                spiffe(&claims, &verifier),
+                ["uri:spiffe://lab.example.com/ns/ml/sa/trainer"]
+            );
+            // The same token an hour and a half later has expired.
+            let later = now() + time::Duration::minutes(90);
+            assert_eq!(code(verifier.verify(token.trim(), later)), "jwt_expired");
+        }
+        // A real RSA-1024 key is refused at load.
+        let error =
+            JwtVerifier::from_settings(&settings, &data.join("rsa1024-jwks.json")).unwrap_err();
+        assert_eq!(error.code(), "jwt_config");
+        assert!(error.to_string().contains("1024 bits"), "{error}");
+    }
+
+    #[test]
+    fn audience_and_issuer_are_required() {
+        let key = TestKey::p256();
+        let verifier = verifier(&key, "ES256");
+        let with = |change: &dyn Fn(&mut Value)| {
+            let mut claims = claims();
+            change(&mut claims);
+            verifier.verify(&key.token(&header("ES256"), &claims), now())
+        };
+        assert_eq!(
+            code(with(&|c| c["aud"] = json!(["other"]))),
+            "jwt_wrong_audience"
+        );
+        assert_eq!(
+            code(with(&|c| c["aud"] = json!("other"))),
+            "jwt_wrong_audience"
+        );
+        assert_eq!(
+            code(with(&|c| c["aud"] = json!(["Carimbo"]))),
+            "jwt_wrong_audience"
+        );
+        assert_eq!(code(with(&|c| c["aud"] = json!(42))), "jwt_wrong_audience");
+        assert_eq!(
+            code(with(&|c| {
+                c.as_object_mut().unwrap().remove("aud");
+            })),
+            "jwt_wrong_audience"
+        );
+        assert!(with(&|c| c["aud"] = json!(["vault", "carimbo"])).is_ok());
+        assert_eq!(
+            code(with(&|c| c["iss"] = json!("https://evil.example.com"))),
+            "jwt_wrong_issuer"
+        );
+        assert_eq!(
+            code(with(
+                &|c| c["iss"] = json!("https://kubernetes.default.svc/")
+            )),
+            "jwt_wrong_issuer"
+        );
+        assert_eq!(
+            code(with(&|c| {
+                c.as_object_mut().unwrap().remove("iss");
+            })),
+            "jwt_wrong_issuer"
+        );
+    }
+
+    #[test]
+    fn signatures_are_checked() {
+        let key = TestKey::p256();
+        let verifier = verifier(&key, "ES256");
+        let token = key.token(&header("ES256"), &claims());
+        // Tampered payload: the namespace changed after signing.
+        let parts: Vec<&str> = token.split('.').collect();
+        let mut forged = claims();
+        forged["kubernetes.io"]["namespace"] = json!("kube-system");
+        let tampered = format!(
+            "{}.{}.{}",
+            parts[0],
+            b64(forged.to_string().as_bytes()),
+            parts[2]
+        );
+        assert_eq!(code(verifier.verify(&tampered, now())), "jwt_bad_signature");
+        // Signed by another key under the same kid.
+        let other = TestKey::p256().token(&header("ES256"), &claims());
+        assert_eq!(code(verifier.verify(&other, now())), "jwt_bad_signature");
+        // A truncated signature.
+        let short = format!("{}.{}.{}", parts[0], parts[1], &parts[2][..40]);
+        assert_eq!(code(verifier.verify(&short, now())), "jwt_bad_signature");
+    }
+
+    #[test]
+    fn the_algorithm_is_pinned_per_key() {
+        let rsa = verifier(&TestKey::Rsa, "RS256");
+        // Same RSA key, another padding: refused before the signature is checked.
+        let pss = TestKey::Rsa.token(&header("PS256"), &claims());
+        assert_eq!(code(rsa.verify(&pss, now())), "jwt_algorithm_not_allowed");
+        // alg none, with and without a signature.
+        let none_header = b64(json!({"alg": "none", "kid": "k1"}).to_string().as_bytes());
+        let payload = b64(claims().to_string().as_bytes());
+        for token in [
+            format!("{none_header}.{payload}."),
+            format!("{none_header}.{payload}.AAAA"),
+        ] {
+            assert_eq!(code(rsa.verify(&token, now())), "jwt_algorithm_not_allowed");
+        }
+        // Key confusion: HS256 with the RSA public key (as JWK JSON, as modulus bytes)
+        // for the HMAC secret.
+        let input = format!(
+            "{}.{payload}",
+            b64(json!({"alg": "HS256", "kid": "k1"}).to_string().as_bytes())
+        );
+        let public = TestKey::Rsa.jwk(Some("k1"), Some("RS256")).to_string();
+        let modulus = rsa_key()
+            .public_key()
+            .modulus()
+            .big_endian_without_leading_zero()
+            .to_vec();
+        for secret in [public.as_bytes().to_vec(), modulus] {
+            let mac = aws_lc_rs::hmac::sign(
+                &aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &secret),
+                input.as_bytes(),
+            );
+            let token = format!("{input}.{}", b64(mac.as_ref()));
+            assert_eq!(code(rsa.verify(&token, now())), "jwt_algorithm_not_allowed");
+        }
+        // An EC token presented under the RSA key's kid.
+        let ec = TestKey::p256().token(&header("ES256"), &claims());
+        assert_eq!(code(rsa.verify(&ec, now())), "jwt_algorithm_not_allowed");
+        // Algorithm names are case-sensitive.
+        let lower = TestKey::Rsa.token(&json!({"alg": "rs256", "kid": "k1"}), &claims());
+        assert_eq!(code(rsa.verify(&lower, now())), "jwt_algorithm_not_allowed");
+    }
+
+    #[test]
+    fn keys_are_chosen_by_kid() {
+        let (first, second) = (TestKey::p256(), TestKey::ed25519());
+        let verifier = load(
+            &settings(&["ES256", "EdDSA"]),
+            &json!({"keys": [first.jwk(Some("a"), None), second.jwk(Some("b"), None)]}),
+        )
+        .unwrap();
+        let token = second.token(&json!({"alg": "EdDSA", "kid": "b"}), &claims());
+        assert!(verifier.verify(&token, now()).is_ok());
+        let unknown = second.token(&json!({"alg": "EdDSA", "kid": "c"}), &claims());
+        assert_eq!(code(verifier.verify(&unknown, now())), "jwt_unknown_key");
+        // Without kid, a JWKS of several keys cannot say which one.
+        let no_kid = second.token(&json!({"alg": "EdDSA"}), &claims());
+        assert_eq!(code(verifier.verify(&no_kid, now())), "jwt_unknown_key");
+        let numeric_kid = second.token(&json!({"alg": "EdDSA", "kid": 7}), &claims());
+        assert_eq!(code(verifier.verify(&numeric_kid, now())), "jwt_malformed");
+    }
+
+    #[test]
+    fn validity_times_are_checked_with_leeway() {
+        let key = TestKey::ed25519();
+        let verifier = verifier(&key, "EdDSA");
+        let at = |change: &dyn Fn(&mut Value), seconds_after_issue: i64| {
+            let mut claims = claims();
+            change(&mut claims);
+            let now = OffsetDateTime::from_unix_timestamp(ISSUED + seconds_after_issue).unwrap();
+            verifier.verify(&key.token(&header("EdDSA"), &claims), now)
+        };
+        let nothing = |_: &mut Value| {};
+        // exp = issue + 3600; leeway 30 s.
+        assert!(at(&nothing, 3600 + 29).is_ok());
+        assert_eq!(code(at(&nothing, 3600 + 30)), "jwt_expired");
+        assert_eq!(code(at(&nothing, 100_000)), "jwt_expired");
+        assert_eq!(
+            code(at(
+                &|c| {
+                    c.as_object_mut().unwrap().remove("exp");
+                },
+                60
+            )),
+            "jwt_missing_claim"
+        );
+        assert_eq!(code(at(&|c| c["exp"] = json!("soon"), 60)), "jwt_malformed");
+        // Fractional NumericDates are accepted.
+        assert!(at(&|c| c["exp"] = json!(ISSUED as f64 + 3600.5), 60).is_ok());
+        // nbf in the future (beyond the leeway).
+        assert!(at(&|c| c["nbf"] = json!(ISSUED + 30), 0).is_ok());
+        assert_eq!(
+            code(at(&|c| c["nbf"] = json!(ISSUED + 31), 0)),
+            "jwt_not_yet_valid"
+        );
+        assert_eq!(
+            code(at(
+                &|c| {
+                    c["nbf"] = json!(ISSUED + 600);
+                    c["iat"] = json!(ISSUED + 600);
+                },
+                0
+            )),
+            "jwt_not_yet_valid"
+        );
+        // iat in the future.
+        assert_eq!(
+            code(at(&|c| c["iat"] = json!(ISSUED + 120), 0)),
+            "jwt_not_yet_valid"
+        );
+        // iat too old (max age 3600 s): a long-lived token issued two hours ago.
+        let old = |c: &mut Value| {
+            c["iat"] = json!(ISSUED - 7200);
+            c["nbf"] = json!(ISSUED - 7200);
+            c["exp"] = json!(ISSUED + 86_400);
+        };
+        assert_eq!(code(at(&old, 0)), "jwt_too_old");
+        // … accepted when the provisioner sets no age limit.
+        let mut unlimited = settings(&["EdDSA"]);
+        unlimited.max_token_age_seconds = 0;
+        let verifier = load(&unlimited, &json!({"keys": [key.jwk(Some("k1"), None)]})).unwrap();
+        let mut claims = claims();
+        old(&mut claims);
+        assert!(
+            verifier
+                .verify(&key.token(&header("EdDSA"), &claims), now())
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn claim_values_are_checked_before_substitution() {
+        let key = TestKey::p256();
+        let verifier = verifier(&key, "ES256");
+        let names = |namespace: Value| {
+            let mut claims = claims();
+            claims["kubernetes.io"]["namespace"] = namespace;
+            let verified = verifier.verify(&key.token(&header("ES256"), &claims), now())?;
+            verifier.names(&verified)
+        };
+        for bad in [
+            json!("ml/sa/admin"),
+            json!("/"),
+            json!(".."),
+            json!("ml..x"),
+            json!("."),
+            json!(""),
+            json!("mł"),
+            json!("ml admin"),
+            json!("ml\n"),
+            json!("ml\u{0}"),
+            json!("a".repeat(256)),
+        ] {
+            let error = names(bad.clone()).unwrap_err();
+            assert_eq!(error.code(), "jwt_bad_claim", "{bad}: {error}");
+            assert!(
+                error.to_string().contains("/kubernetes.io/namespace"),
+                "{error}"
+            );
+        }
+        for not_a_string in [
+            json!(7),
+            json!(true),
+            json!(null),
+            json!(["ml"]),
+            json!({"a": "b"}),
+        ] {
+            assert_eq!(
+                code(names(not_a_string.clone())),
+                "jwt_bad_claim",
+                "{not_a_string}"
+            );
+        }
+        // Values that pass the claim rules but not the SPIFFE ID rules.
+        for bad in [
+            json!("ml?x=1"),
+            json!("ml#x"),
+            json!("ml%2fx"),
+            json!("a@b"),
+        ] {
+            assert_eq!(code(names(bad.clone())), "jwt_bad_name", "{bad}");
+        }
+        assert!(names(json!("ml-prod_2.x")).is_ok());
+        // A missing claim names its pointer.
+        let mut claims = claims();
+        claims["kubernetes.io"]
+            .as_object_mut()
+            .unwrap()
+            .remove("serviceaccount");
+        let error = verifier.names(&claims).unwrap_err();
+        assert_eq!(error.code(), "jwt_missing_claim");
+        assert!(
+            error
+                .to_string()
+                .contains("/kubernetes.io/serviceaccount/name"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn dns_templates_take_dns_labels_only() {
+        let key = TestKey::p256();
+        let mut settings = settings(&["ES256"]);
+        settings.san_templates = vec!["dns:{/name}.svc.example.com".into()];
+        let verifier = load(&settings, &json!({"keys": [key.jwk(Some("k1"), None)]})).unwrap();
+        let names = |name: &str| {
+            let mut claims = claims();
+            claims["name"] = json!(name);
+            verifier.names(&claims)
+        };
+        assert_eq!(
+            names("API.eu").unwrap(),
+            [SubjectAltName::Dns("api.eu.svc.example.com".into())]
+        );
+        for bad in [
+            "*",
+            "a_b",
+            "-a",
+            "a-",
+            "a:b",
+            "system:serviceaccount:ml:trainer",
+            &"a".repeat(64),
+        ] {
+            assert_eq!(code(names(bad)), "jwt_bad_claim", "{bad}");
+        }
+        // A name that is too long as a whole is refused by the DNS rules.
+        let long = [
+            "a".repeat(63),
+            "b".repeat(63),
+            "c".repeat(63),
+            "d".repeat(63),
+        ]
+        .join(".");
+        assert_eq!(code(names(&long)), "jwt_bad_name");
+    }
+
+    #[test]
+    fn headers_that_bring_keys_are_refused() {
+        let key = TestKey::p256();
+        let verifier = verifier(&key, "ES256");
+        for (member, value) in [
+            ("jku", json!("https://evil.example.com/jwks.json")),
+            ("jwk", key.jwk(None, None)),
+            ("x5u", json!("https://evil.example.com/cert.pem")),
+            ("x5c", json!(["MIIB"])),
+            ("crit", json!(["exp"])),
+            ("b64", json!(false)),
+        ] {
+            let mut header = header("ES256");
+            header[member] = value;
+            let token = key.token(&header, &claims());
+            assert_eq!(
+                code(verifier.verify(&token, now())),
+                "jwt_unsupported_header",
+                "{member}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_tokens_are_refused() {
+        let key = TestKey::p256();
+        let verifier = verifier(&key, "ES256");
+        let token = key.token(&header("ES256"), &claims());
+        let parts: Vec<&str> = token.split('.').collect();
+        let header_json = b64(header("ES256").to_string().as_bytes());
+        let signed = |header: &str, payload: &str| {
+            let input = format!("{header}.{payload}");
+            format!("{input}.{}", b64(&key.sign("ES256", input.as_bytes())))
+        };
+        let cases = [
+            String::new(),
+            "abc".into(),
+            format!("{}.{}", parts[0], parts[1]),
+            format!("{token}.extra"),
+            // Padding, standard-alphabet and invalid characters.
+            format!("{}=.{}.{}", parts[0], parts[1], parts[2]),
+            format!(
+                "{}.{}.{}",
+                parts[0],
+                parts[1],
+                parts[2].replace('-', "+").replace('_', "/") + "+/"
+            ),
+            format!("!!.{}.{}", parts[1], parts[2]),
+            format!(".{}.{}", parts[1], parts[2]),
+            // A header that is not JSON, not an object, or has a duplicate member.
+            format!("{}.{}.{}", b64(b"{\"alg\":"), parts[1], parts[2]),
+            format!("{}.{}.{}", b64(b"[\"ES256\"]"), parts[1], parts[2]),
+            format!(
+                "{}.{}.{}",
+                b64(br#"{"alg":"ES256","kid":"k1","kid":"k2"}"#),
+                parts[1],
+                parts[2]
+            ),
+            format!("{}.{}.{}", b64(br#"{"kid":"k1"}"#), parts[1], parts[2]),
+            // Signed, but claims that are not JSON, not an object, or repeat a member.
+            signed(&header_json, &b64(b"not json")),
+            signed(&header_json, &b64(b"[1,2]")),
+            signed(
+                &header_json,
+                &b64(format!(
+                    r#"{{"iss":"{ISSUER}","aud":"carimbo","exp":{},"sub":"a","sub":"b"}}"#,
+                    ISSUED + 3600
+                )
+                .as_bytes()),
+            ),
+        ];
+        for token in cases {
+            assert_eq!(
+                code(verifier.verify(&token, now())),
+                "jwt_malformed",
+                "{token}"
+            );
+        }
+        // Oversized: refused before anything is decoded.
+        let mut big = claims();
+        big["padding"] = json!("x".repeat(MAX_TOKEN_BYTES));
+        let token = key.token(&header("ES256"), &big);
+        assert_eq!(code(verifier.verify(&token, now())), "jwt_too_large");
+        assert_eq!(
+            code(verifier.verify(&"a".repeat(MAX_TOKEN_BYTES + 1), now())),
+            "jwt_too_large"
+        );
+    }
+
+    #[test]
+    fn jwks_refusals() {
+        let p256 = TestKey::p256();
+        let refuse = |settings: &JwtSettings, jwks: Value, expected: &str| {
+            let error = load(settings, &jwks).unwrap_err();
+            assert_eq!(error.code(), "jwt_config");
+            assert!(
+                error.to_string().contains(expected),
+                "{error} (expected {expected:?})"
+            );
+        };
+        let es256 = settings(&["ES256"]);
+        refuse(
+            &es256,
+            json!({"keys": [{"kty": "oct", "k": "c2VjcmV0", "alg": "HS256", "kid": "h"}]}),
+            "symmetric",
+        );
+        refuse(
+            &es256,
+            json!({"keys": [p256.jwk(Some("a"), None), p256.jwk(Some("a"), None)]}),
+            "duplicate kid",
+        );
+        refuse(
+            &es256,
+            json!({"keys": [p256.jwk(Some("a"), None), p256.jwk(None, None)]}),
+            "every key needs a kid",
+        );
+        // An RSA-1024 modulus (any 128 bytes with the top bit set).
+        let mut modulus = vec![0xc5; 128];
+        modulus[127] = 0x01;
+        refuse(
+            &settings(&["RS256"]),
+            json!({"keys": [{"kty": "RSA", "kid": "r", "alg": "RS256", "n": b64(&modulus), "e": "AQAB"}]}),
+            "1024 bits",
+        );
+        // alg not in the provisioner's algorithms, or not fitting the key.
+        refuse(
+            &es256,
+            json!({"keys": [TestKey::Rsa.jwk(Some("r"), Some("RS256"))]}),
+            "not in the provisioner's algorithms",
+        );
+        refuse(
+            &settings(&["ES256", "RS256"]),
+            json!({"keys": [p256.jwk(Some("e"), Some("RS256"))]}),
+            "does not fit",
+        );
+        refuse(
+            &settings(&["ES256", "ES384"]),
+            json!({"keys": [p256.jwk(Some("e"), Some("ES384"))]}),
+            "does not fit",
+        );
+        refuse(
+            &es256,
+            json!({"keys": [p256.jwk(Some("e"), Some("HS256"))]}),
+            "HMAC",
+        );
+        refuse(
+            &es256,
+            json!({"keys": [p256.jwk(Some("e"), Some("none"))]}),
+            "unsigned",
+        );
+        // No alg, and the type implies none or several of the allowed algorithms.
+        refuse(
+            &es256,
+            json!({"keys": [TestKey::Rsa.jwk(Some("r"), None)]}),
+            "allow none",
+        );
+        refuse(
+            &settings(&["RS256", "PS256"]),
+            json!({"keys": [TestKey::Rsa.jwk(Some("r"), None)]}),
+            "set \"alg\"",
+        );
+        // Private keys, other uses, unknown types and curves, bad points.
+        let mut private = p256.jwk(Some("e"), None);
+        private["d"] = json!(b64(&[1; 32]));
+        refuse(&es256, json!({"keys": [private]}), "private key material");
+        let mut encryption = p256.jwk(Some("e"), None);
+        encryption["use"] = json!("enc");
+        refuse(&es256, json!({"keys": [encryption]}), "\"use\"");
+        let mut operations = p256.jwk(Some("e"), None);
+        operations["key_ops"] = json!(["encrypt"]);
+        refuse(&es256, json!({"keys": [operations]}), "key_ops");
+        let mut secp256k1 = p256.jwk(Some("e"), None);
+        secp256k1["crv"] = json!("secp256k1");
+        refuse(&es256, json!({"keys": [secp256k1]}), "not supported");
+        refuse(
+            &settings(&["EdDSA"]),
+            json!({"keys": [{"kty": "OKP", "crv": "Ed448", "x": b64(&[1; 57])}]}),
+            "not supported",
+        );
+        let mut off_curve = p256.jwk(Some("e"), None);
+        off_curve["y"] = json!(b64(&[1; 32]));
+        refuse(&es256, json!({"keys": [off_curve]}), "not valid");
+        let mut short = p256.jwk(Some("e"), None);
+        short["x"] = json!(b64(&[1; 31]));
+        refuse(&es256, json!({"keys": [short]}), "32 bytes");
+        refuse(&es256, json!({"keys": []}), "no keys");
+        refuse(&es256, json!([p256.jwk(None, None)]), "\"keys\" array");
+        // The file itself.
+        let error =
+            JwtVerifier::from_settings(&es256, Path::new("/nonexistent/jwks.json")).unwrap_err();
+        assert_eq!(error.code(), "jwt_config");
+    }
+
+    #[test]
+    fn settings_refusals() {
+        let refuse = |change: &dyn Fn(&mut JwtSettings), expected: &str| {
+            let mut settings = settings(&["ES256"]);
+            change(&mut settings);
+            let error = settings.check().unwrap_err();
+            assert_eq!(error.code(), "jwt_config");
+            assert!(
+                error.to_string().contains(expected),
+                "{error} (expected {expected:?})"
+            );
+        };
+        refuse(&|s| s.algorithms = vec!["none".into()], "unsigned");
+        refuse(&|s| s.algorithms = vec!["HS256".into()], "HMAC");
+        refuse(
+            &|s| s.algorithms = vec!["ES256K".into()],
+            "unknown algorithm",
+        );
+        refuse(&|s| s.algorithms.clear(), "algorithms is empty");
+        refuse(&|s| s.issuer.clear(), "issuer");
+        refuse(&|s| s.audience.clear(), "audience");
+        refuse(&|s| s.leeway_seconds = 301, "at most 300");
+        refuse(&|s| s.san_templates.clear(), "san-templates");
+        refuse(
+            &|s| s.san_templates = vec!["uri:spiffe://{trust-domain}/{unknown}".into()],
+            "neither a variable",
+        );
+        refuse(
+            &|s| s.san_templates = vec!["uri:spiffe://{trust-domain}/{/a".into()],
+            "without its",
+        );
+        refuse(
+            &|s| s.san_templates = vec!["uri:spiffe://{trust-domain}/a}".into()],
+            "without '{'",
+        );
+        refuse(
+            &|s| s.san_templates = vec!["uri:spiffe://{trust-domain}/{/a~2}".into()],
+            "JSON pointer",
+        );
+        refuse(
+            &|s| s.san_templates = vec!["email:{/email}".into()],
+            "dns:, uri: or ip:",
+        );
+        refuse(
+            &|s| s.san_templates = vec!["uri:https://{trust-domain}/{/sub}".into()],
+            "spiffe",
+        );
+        refuse(
+            &|s| s.san_templates = vec!["uri:spiffe://{trust-domain}".into()],
+            "path",
+        );
+        refuse(
+            &|s| s.san_templates = vec!["dns:*.{/sub}.example.com".into()],
+            "wildcard",
+        );
+        refuse(
+            &|s| {
+                s.variables
+                    .insert("trust-domain".into(), "Lab.Example.com".into());
+            },
+            "lower case",
+        );
+        refuse(
+            &|s| {
+                s.variables.insert("trust-domain".into(), "lab/x".into());
+            },
+            "'/'",
+        );
+        // IP templates: fixed ones are checked at load; claims are checked per token.
+        let mut ip = settings(&["ES256"]);
+        ip.san_templates = vec!["ip:192.0.2.1".into(), "ip:{/ip}".into()];
+        assert!(ip.check().is_ok());
+    }
+
+    #[test]
+    fn settings_read_from_toml() {
+        let text = r#"
+            jwks = "k8s-jwks.json"
+            issuer = "https://kubernetes.default.svc"
+            audience = "carimbo"
+            algorithms = ["RS256", "ES256"]
+            san-templates = ["uri:spiffe://{trust-domain}/ns/{/kubernetes.io/namespace}/sa/{/kubernetes.io/serviceaccount/name}"]
+            variables = { trust-domain = "lab.example.com" }
+        "#;
+        let settings: JwtSettings = toml::from_str(text).unwrap();
+        assert_eq!(settings.leeway_seconds, 30);
+        assert_eq!(settings.max_token_age_seconds, 3600);
+        assert_eq!(settings.variables["trust-domain"], "lab.example.com");
+        assert!(settings.check().is_ok());
+        let unknown = format!("{text}\nallow-none = true\n");
+        assert!(toml::from_str::<JwtSettings>(&unknown).is_err());
+    }
+
+    #[test]
+    fn identity_escapes_control_characters() {
+        let verifier = verifier(&TestKey::p256(), "ES256");
+        assert_eq!(
+            verifier.identity(&json!({"sub": "a\nb"})),
+            "jwt:https://kubernetes.default.svc#a\\nb"
+        );
+        assert_eq!(
+            verifier.identity(&json!({})),
+            "jwt:https://kubernetes.default.svc#"
+        );
+    }
 }
