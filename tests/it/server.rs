@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 /// A running CA for the tests of this module.
 struct TestCa {
     runtime: tokio::runtime::Runtime,
+    jwt_key: rcgen::KeyPair,
     url: String,
     publication_url: String,
     dir: PathBuf,
@@ -74,6 +75,18 @@ fn start_ca() -> Option<TestCa> {
             ),
         )
         .unwrap();
+        // The JWT issuer's key (an Ed25519 key, as a cluster's token signer) and JWKS.
+        let jwt_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        let x = {
+            use base64::Engine;
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(jwt_key.public_key_raw())
+        };
+        std::fs::write(
+            dir.join("jwks.json"),
+            json!({ "keys": [{ "kty": "OKP", "crv": "Ed25519", "x": x, "alg": "EdDSA", "kid": "k1", "use": "sig" }] })
+                .to_string(),
+        )
+        .unwrap();
         let admin_token = format!("cat_{}", random_hex(32));
         write_private(&dir.join("admin.token"), admin_token.as_bytes());
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -124,6 +137,19 @@ type = "token"
 profiles = ["server", "client", "workload"]
 sans = ["dns:**.example.com", "dns:localhost", "ip:127.0.0.1", "uri:spiffe://lab.example.com/**"]
 max-ttl = "72h"
+[[provisioners]]
+name = "k8s"
+type = "jwt"
+profiles = ["workload"]
+sans = ["uri:spiffe://lab.example.com/ns/*/sa/*"]
+max-ttl = "12h"
+[provisioners.jwt]
+jwks = "jwks.json"
+issuer = "https://kubernetes.default.svc"
+audience = "carimbo"
+algorithms = ["EdDSA"]
+san-templates = ["uri:spiffe://{{trust-domain}}/ns/{{/kubernetes.io/namespace}}/sa/{{/kubernetes.io/serviceaccount/name}}"]
+variables = {{ trust-domain = "lab.example.com" }}
 [[provisioners]]
 name = "short"
 type = "token"
@@ -194,6 +220,7 @@ token-file = "admin.token"
             .unwrap();
         TestCa {
             runtime,
+            jwt_key,
             url: format!("https://{api_address}"),
             publication_url: format!("http://{publication_address}"),
             dir,
@@ -1471,4 +1498,131 @@ fn intents_left_pending_by_a_crash_are_reconciled_at_start() {
         assert_eq!(record.status, carimbo_store::CertificateStatus::Failed);
         assert!(record.certificate.is_none());
     });
+}
+
+impl TestCa {
+    /// A JWT signed by the test cluster's key, with `header` and `claims`.
+    fn jwt(&self, header: &Value, claims: &Value) -> String {
+        use base64::Engine;
+        use rcgen::SigningKey;
+        let encode =
+            |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+        let input = format!("{}.{}", encode(header), encode(claims));
+        let signature = self.jwt_key.sign(input.as_bytes()).unwrap();
+        format!(
+            "{input}.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature)
+        )
+    }
+}
+
+fn service_account_claims(namespace: &str, account: &str, exp_offset: i64) -> Value {
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    json!({
+        "iss": "https://kubernetes.default.svc",
+        "aud": ["carimbo"],
+        "sub": format!("system:serviceaccount:{namespace}:{account}"),
+        "iat": now - 5,
+        "exp": now + exp_offset,
+        "kubernetes.io": { "namespace": namespace, "serviceaccount": { "name": account } },
+    })
+}
+
+#[test]
+fn a_kubernetes_service_account_token_gets_its_spiffe_id_and_nothing_else() {
+    let Some(ca) = test_ca() else { return };
+    let header = json!({ "alg": "EdDSA", "typ": "JWT", "kid": "k1" });
+    let id = "spiffe://lab.example.com/ns/ml/sa/trainer";
+    let csr = p256(&[&format!("subjectAltName=URI:{id}")]).csr;
+    let token = ca.jwt(&header, &service_account_claims("ml", "trainer", 600));
+    let (status, reply) = ca.issue(&token, &csr, "workload", None);
+    assert_eq!(status, 201, "{reply}");
+    let (_, body) = ca.get(&format!(
+        "{}/v1/certificates/{}",
+        ca.url,
+        reply["serial"].as_str().unwrap()
+    ));
+    let record: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(record["sans"], json!([format!("uri:{id}")]));
+
+    let refused = |token: String, csr: &str, status: u16, code: &str| {
+        let (got, reply) = ca.issue(&token, csr, "workload", None);
+        assert_eq!(
+            (got, reply["code"].as_str()),
+            (status, Some(code)),
+            "{reply}"
+        );
+    };
+    let mut claims = service_account_claims("ml", "trainer", 600);
+    claims["aud"] = json!(["kubernetes"]);
+    refused(ca.jwt(&header, &claims), &csr, 401, "jwt_wrong_audience");
+    let mut claims = service_account_claims("ml", "trainer", 600);
+    claims["iss"] = json!("https://evil.example.com");
+    refused(ca.jwt(&header, &claims), &csr, 401, "jwt_wrong_issuer");
+    refused(
+        ca.jwt(&header, &service_account_claims("ml", "trainer", -120)),
+        &csr,
+        401,
+        "jwt_expired",
+    );
+    // Payload changed after signing.
+    let good = ca.jwt(&header, &service_account_claims("ml", "trainer", 600));
+    let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+    {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let mut forged = service_account_claims("ml", "trainer", 600);
+        forged["kubernetes.io"]["serviceaccount"]["name"] = json!("admin");
+        parts[1] = engine.encode(forged.to_string());
+    }
+    refused(parts.join("."), &csr, 401, "jwt_bad_signature");
+    // alg none, and an algorithm other than the key's pinned one.
+    {
+        use base64::Engine;
+        let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let none = format!(
+            "{}.{}.",
+            engine.encode(json!({"alg":"none","kid":"k1"}).to_string()),
+            engine.encode(service_account_claims("ml", "trainer", 600).to_string())
+        );
+        refused(none, &csr, 401, "jwt_algorithm_not_allowed");
+    }
+    refused(
+        ca.jwt(
+            &json!({"alg":"ES256","kid":"k1"}),
+            &service_account_claims("ml", "trainer", 600),
+        ),
+        &csr,
+        401,
+        "jwt_algorithm_not_allowed",
+    );
+    // Claim values that would smuggle path segments.
+    refused(
+        ca.jwt(&header, &service_account_claims("ml/sa/admin", "x", 600)),
+        &csr,
+        403,
+        "jwt_bad_claim",
+    );
+    refused(
+        ca.jwt(&header, &service_account_claims("..", "trainer", 600)),
+        &csr,
+        403,
+        "jwt_bad_claim",
+    );
+    // A CSR for another workload than the token's.
+    let other = p256(&["subjectAltName=URI:spiffe://lab.example.com/ns/ml/sa/admin"]).csr;
+    refused(
+        ca.jwt(&header, &service_account_claims("ml", "trainer", 600)),
+        &other,
+        403,
+        "forbidden",
+    );
+    // The JWT provisioner grants workload certificates only.
+    let (status, reply) = ca.issue(
+        &ca.jwt(&header, &service_account_claims("ml", "trainer", 600)),
+        &p256(&["subjectAltName=DNS:trainer.example.com"]).csr,
+        "server",
+        None,
+    );
+    assert_eq!(status / 100, 4, "{reply}");
 }

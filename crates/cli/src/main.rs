@@ -64,10 +64,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // Logs to standard error; RUST_LOG sets the filter (default: warnings), and
+    // Logs to standard error; RUST_LOG sets the filter (default: warnings, without
+    // cryptoki's complaints about mechanism numbers it has no name for), and
     // CARIMBO_LOG_FORMAT=json switches to JSON lines.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cryptoki=off"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -188,9 +188,13 @@ fn default_true() -> bool {
 pub struct ProvisionerSection {
     /// Name.
     pub name: String,
-    /// `token` (one-time bootstrap tokens minted by an admin).
+    /// `token` (one-time bootstrap tokens minted by an admin) or `jwt` (OIDC/JWT
+    /// bearer tokens, e.g. Kubernetes service-account tokens; settings in
+    /// `[provisioners.jwt]`).
     #[serde(rename = "type")]
     pub kind: String,
+    /// JWT settings (type `jwt` only).
+    pub jwt: Option<crate::jwt::JwtSettings>,
     /// Profiles it may grant.
     pub profiles: Vec<String>,
     /// SAN patterns it may grant, e.g. `dns:*.lab.example.com`, `uri:spiffe://lab/*`
@@ -315,11 +319,29 @@ impl LoadedConfig {
             }
         }
         for (index, provisioner) in config.provisioners.iter().enumerate() {
-            if provisioner.kind != "token" {
-                return Err(self.error(
-                    &format!("provisioners[{index}].type"),
-                    format!("unknown provisioner type {:?} (token)", provisioner.kind),
-                ));
+            match (provisioner.kind.as_str(), &provisioner.jwt) {
+                ("token", None) => {}
+                ("jwt", Some(settings)) => settings
+                    .check()
+                    .map_err(|e| self.error(&format!("provisioners[{index}].jwt"), e))?,
+                ("token", Some(_)) => {
+                    return Err(self.error(
+                        &format!("provisioners[{index}].jwt"),
+                        "only provisioners of type jwt take JWT settings",
+                    ));
+                }
+                ("jwt", None) => {
+                    return Err(self.error(
+                        &format!("provisioners[{index}].jwt"),
+                        "a jwt provisioner needs a [provisioners.jwt] table",
+                    ));
+                }
+                (other, _) => {
+                    return Err(self.error(
+                        &format!("provisioners[{index}].type"),
+                        format!("unknown provisioner type {other:?} (token or jwt)"),
+                    ));
+                }
             }
             if provisioner.max_ttl.0 <= time::Duration::ZERO {
                 return Err(self.error(

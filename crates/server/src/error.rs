@@ -62,6 +62,10 @@ pub enum ApiError {
     /// The lineage is older than its provisioner allows: bootstrap again.
     #[error("{0}")]
     LineageExpired(String),
+    /// A JWT was refused (signature, issuer, audience, times: 401) or its claims do
+    /// not make valid names (403).
+    #[error("{0}")]
+    Jwt(#[from] crate::jwt::JwtError),
     /// The caller is authenticated but not allowed this.
     #[error("{0}")]
     Forbidden(String),
@@ -98,6 +102,16 @@ impl ApiError {
             Self::CertificateExpired => ("certificate_expired", StatusCode::UNAUTHORIZED),
             Self::BadProof(_) => ("bad_proof", StatusCode::UNAUTHORIZED),
             Self::LineageExpired(_) => ("lineage_expired", StatusCode::FORBIDDEN),
+            Self::Jwt(error) => {
+                use crate::jwt::JwtError;
+                let status = match error {
+                    JwtError::MissingClaim(_)
+                    | JwtError::BadClaim { .. }
+                    | JwtError::BadName(_) => StatusCode::FORBIDDEN,
+                    _ => StatusCode::UNAUTHORIZED,
+                };
+                (error.code(), status)
+            }
             Self::Forbidden(_) => ("forbidden", StatusCode::FORBIDDEN),
             Self::UnknownProfile(_) => ("unknown_profile", StatusCode::BAD_REQUEST),
             Self::Leaf(error) => (error.code(), StatusCode::BAD_REQUEST),

@@ -124,6 +124,65 @@ pub async fn authenticate_token(
     })
 }
 
+/// Authenticates a JWT bearer: picks the JWT provisioner (named in the request, or the
+/// only one, or the one whose issuer the token names), verifies the token, and turns
+/// its claims into the names it vouches for.
+pub async fn authenticate_jwt(
+    state: &AppState,
+    token: &str,
+    provisioner: Option<&str>,
+    request_id: &str,
+) -> Result<Caller, ApiError> {
+    let jwt_provisioners: Vec<_> = state
+        .provisioners
+        .values()
+        .filter(|p| p.jwt.is_some())
+        .collect();
+    let chosen = match provisioner {
+        Some(name) => *jwt_provisioners
+            .iter()
+            .find(|p| p.name == name)
+            .ok_or_else(|| ApiError::Unauthorized(format!("no JWT provisioner {name:?}")))?,
+        None if jwt_provisioners.len() == 1 => jwt_provisioners[0],
+        None => {
+            let issuer = unverified_issuer(token)
+                .ok_or_else(|| ApiError::Unauthorized("not a JWT with an iss claim".into()))?;
+            *jwt_provisioners
+                .iter()
+                .find(|p| p.jwt.as_ref().is_some_and(|v| v.issuer() == issuer))
+                .ok_or_else(|| {
+                    ApiError::Unauthorized(format!("no JWT provisioner for issuer {issuer:?}"))
+                })?
+        }
+    };
+    let verifier = chosen
+        .jwt
+        .as_ref()
+        .ok_or_else(|| ApiError::Internal("provisioner without verifier".into()))?;
+    let claims = verifier.verify(token, OffsetDateTime::now_utc())?;
+    let names = verifier.names(&claims)?;
+    Ok(Caller {
+        provisioner: chosen.name.clone(),
+        identity: verifier.identity(&claims),
+        lineage: random_id(16)?,
+        bound_sans: Some(names),
+        bound_ttl: None,
+        bound_profile: None,
+        request_id: request_id.to_owned(),
+    })
+}
+
+/// The `iss` of a JWT, read without verification (only to choose which provisioner
+/// verifies it).
+fn unverified_issuer(token: &str) -> Option<String> {
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    claims.get("iss")?.as_str().map(str::to_owned)
+}
+
 /// Issues a certificate for `caller`. Every refusal leaves an audit event and nothing
 /// else.
 pub async fn issue(

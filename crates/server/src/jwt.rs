@@ -481,6 +481,11 @@ impl JwtVerifier {
             .collect()
     }
 
+    /// The `iss` this verifier accepts.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
     /// The identity recorded for the caller: `jwt:<iss>#<sub>` (control characters
     /// escaped, each part at most 256 characters).
     pub fn identity(&self, claims: &Value) -> String {

@@ -92,11 +92,29 @@ pub struct Provisioner {
     pub lineage_max_age: time::Duration,
     /// Longest lifetime of its bootstrap tokens.
     pub token_lifetime: time::Duration,
+    /// For JWT provisioners: the verifier (JWKS loaded, algorithms pinned).
+    pub jwt: Option<std::sync::Arc<crate::jwt::JwtVerifier>>,
 }
 
 impl Provisioner {
     /// Builds a provisioner from its config section.
     pub fn from_config(section: &ProvisionerSection) -> Result<Self, String> {
+        Self::from_config_with_jwks(section, None)
+    }
+
+    /// Builds a provisioner, loading its JWKS from `jwks` (the resolved path) for type
+    /// `jwt`.
+    pub fn from_config_with_jwks(
+        section: &ProvisionerSection,
+        jwks: Option<&std::path::Path>,
+    ) -> Result<Self, String> {
+        let jwt = match (&section.jwt, jwks) {
+            (Some(settings), Some(path)) => Some(std::sync::Arc::new(
+                crate::jwt::JwtVerifier::from_settings(settings, path)
+                    .map_err(|e| e.to_string())?,
+            )),
+            _ => None,
+        };
         let profiles = section
             .profiles
             .iter()
@@ -117,6 +135,7 @@ impl Provisioner {
             max_ttl: section.max_ttl.0,
             lineage_max_age: section.lineage_max_age.0,
             token_lifetime: section.token_lifetime.0,
+            jwt,
         })
     }
 

@@ -134,6 +134,10 @@ fn profile_of(text: &str) -> Result<LeafKind, ApiError> {
 struct IssueBody {
     csr: String,
     profile: String,
+    /// JWT provisioner to verify the bearer with (optional when there is only one, or
+    /// when the token's issuer identifies it).
+    #[serde(default)]
+    provisioner: Option<String>,
     #[serde(default)]
     ttl: Option<Value>,
 }
@@ -155,11 +159,20 @@ async fn issue_certificate(
         let credential = bearer(&headers)?;
         let body: IssueBody = json_body(&headers, body, state.max_body_bytes)?;
         let request = CertificateRequest {
-            csr: body.csr.into_bytes(),
+            csr: body.csr.clone().into_bytes(),
             profile: profile_of(&body.profile)?,
             ttl: ttl_of(&body.ttl)?,
         };
-        let caller = issuance::authenticate_token(&state, credential, &request_id).await?;
+        let caller = if credential.starts_with(issuance::TOKEN_PREFIX) {
+            issuance::authenticate_token(&state, credential, &request_id).await?
+        } else if credential.matches('.').count() == 2 {
+            issuance::authenticate_jwt(&state, credential, body.provisioner.as_deref(), &request_id)
+                .await?
+        } else {
+            return Err(ApiError::Unauthorized(
+                "the credential is neither a bootstrap token nor a JWT".into(),
+            ));
+        };
         issuance::issue(&state, &caller, request, true).await
     }
     .await;
@@ -170,6 +183,7 @@ async fn issue_certificate(
             if matches!(
                 error,
                 ApiError::Unauthorized(_)
+                    | ApiError::Jwt(_)
                     | ApiError::TokenUsed
                     | ApiError::TokenExpired
                     | ApiError::MalformedRequest(_)

@@ -193,7 +193,11 @@ impl AppState {
         .collect();
         let mut provisioners = HashMap::new();
         for (index, section) in config.provisioners.iter().enumerate() {
-            let provisioner = Provisioner::from_config(section)
+            let jwks = section
+                .jwt
+                .as_ref()
+                .map(|settings| loaded.resolve(&settings.jwks));
+            let provisioner = Provisioner::from_config_with_jwks(section, jwks.as_deref())
                 .map_err(|e| ServerError::Config(format!("provisioners[{index}]: {e}")))?;
             provisioners.insert(provisioner.name.clone(), provisioner);
         }
