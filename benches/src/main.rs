@@ -3,6 +3,9 @@
 //!
 //! ```text
 //! carimbo-bench [--seconds N] [--pkcs11-config FILE]   markdown tables on stdout
+//! carimbo-bench issue-load --ca URL --ca-bundle F --admin-token-file F
+//!               [--provisioner P] [--san dns:N] [--concurrency C] [--seconds S]
+//!                                                      (issuances/s over HTTPS, latency)
 //! carimbo-bench raw-softhsm --pkcs11-config FILE --seconds N --threads T
 //!                                                      (internal: raw C_Sign baseline,
 //!                                                       in its own process)
@@ -14,6 +17,8 @@
 //! streaming encrypt. The end-to-end 1 GiB file round trips through the `carimbo` CLI
 //! are timed by `scripts/bench.sh`.
 #![allow(clippy::print_stdout)]
+
+mod issue_load;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -60,6 +65,13 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("raw-softhsm") => parse_options(&args[1..]).and_then(|o| raw_softhsm(&o)),
+        Some("issue-load") => issue_load::parse(&args[1..]).and_then(|o| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?
+                .block_on(issue_load::run(o))
+        }),
         _ => parse_options(&args).and_then(|o| {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

@@ -69,6 +69,23 @@ async fn run_listeners(
     banner: Option<String>,
 ) -> CliResult {
     let config = &loaded.config;
+    if let Some(self_issue) = &config.tls.self_issue {
+        let sans = self_issue
+            .sans
+            .iter()
+            .map(|s| s.parse::<SubjectAltName>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("tls.self-issue.sans: {e}"))?;
+        let certificate = loaded.resolve(&config.tls.certificate);
+        let directory = certificate.parent().unwrap_or(Path::new("."));
+        carimbo_server::tls::issue_listener_certificate(
+            &state,
+            &self_issue.provisioner,
+            directory,
+            &sans,
+        )
+        .await?;
+    }
     let tls = carimbo_server::tls::server_config(
         &loaded.resolve(&config.tls.certificate),
         &loaded.resolve(&config.tls.key),

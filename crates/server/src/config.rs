@@ -110,6 +110,20 @@ pub struct TlsSection {
     pub certificate: PathBuf,
     /// Private key (PEM PKCS#8) of the listener; refused if group/world readable.
     pub key: PathBuf,
+    /// Have the service issue its own listener certificate from its issuers at start
+    /// (when the files are missing or expire within a day), through the normal issuance
+    /// path.
+    pub self_issue: Option<SelfIssueSection>,
+}
+
+/// Self-issued listener certificate.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SelfIssueSection {
+    /// Provisioner whose policy must allow the names.
+    pub provisioner: String,
+    /// Names of the listener, e.g. `dns:ca.example.com`, `ip:127.0.0.1`.
+    pub sans: Vec<String>,
 }
 
 /// Storage.

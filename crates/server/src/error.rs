@@ -81,6 +81,9 @@ pub enum ApiError {
     /// No issuer can serve the profile now.
     #[error("{0}")]
     IssuerUnavailable(String),
+    /// The request took longer than the service allows.
+    #[error("the request took longer than {0} seconds")]
+    Timeout(u64),
     /// Something failed on our side; the message is safe to show.
     #[error("{0}")]
     Internal(String),
@@ -117,6 +120,7 @@ impl ApiError {
             Self::Leaf(error) => (error.code(), StatusCode::BAD_REQUEST),
             Self::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
             Self::IssuerUnavailable(_) => ("issuer_unavailable", StatusCode::SERVICE_UNAVAILABLE),
+            Self::Timeout(_) => ("timeout", StatusCode::SERVICE_UNAVAILABLE),
             Self::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }

@@ -36,6 +36,10 @@ pub fn api_router(state: SharedState) -> Router {
         // Larger bodies are rejected by the extractor; handlers turn that rejection into
         // a problem+json 413.
         .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::clone(&state),
+            time_limit,
+        ))
         .with_state(state)
 }
 
@@ -46,6 +50,19 @@ pub fn publication_router(state: SharedState) -> Router {
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .with_state(state)
+}
+
+/// Ends a request that takes longer than the configured limit with a 503.
+async fn time_limit(
+    State(state): State<SharedState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let limit = state.request_timeout;
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => ApiError::Timeout(limit.as_secs()).into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {

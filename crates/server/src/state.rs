@@ -84,6 +84,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Where serials come from.
     pub serials: Arc<dyn SerialSource>,
+    /// Time limit of a request.
+    pub request_timeout: std::time::Duration,
 }
 
 /// SHA-256 of `bytes`.
@@ -228,6 +230,9 @@ impl AppState {
                 .to_owned(),
             max_body_bytes: config.server.max_body_bytes,
             serials: Arc::new(RandomSerials),
+            request_timeout: std::time::Duration::from_secs(
+                u64::try_from(config.server.request_timeout.0.whole_seconds().max(1)).unwrap_or(10),
+            ),
         })
     }
 
