@@ -138,3 +138,68 @@ async fn many_writers_on_one_file() {
     assert_eq!(store.verify_audit_chain(CHAIN).await.unwrap(), None);
     store.close().await;
 }
+
+/// The KMS keyring over the service database: the same lifecycle as over the JSON file,
+/// with lost updates refused.
+#[tokio::test]
+async fn the_kms_keyring_runs_on_the_sqlite_store() {
+    use carimbo_kms::{
+        Caller, EncryptionContext, FileProvider, KeyName, Keyring, KeyringSettings, KeyringStore,
+        MemoryAuditSink, Purpose, SystemClock, envelope, load_or_create_file_kek,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("carimbo.db"))
+        .await
+        .unwrap();
+    store
+        .set_keyring_settings(&KeyringSettings {
+            destroy_wait_seconds: 60,
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        KeyringStore::settings(&store)
+            .await
+            .unwrap()
+            .destroy_wait_seconds,
+        60
+    );
+    let kek = load_or_create_file_kek(&dir.path().join("file-kek")).unwrap();
+    let provider = FileProvider::new(dir.path().join("keys"), kek).unwrap();
+    let keyring = Keyring::new(
+        std::sync::Arc::new(store.clone()),
+        std::sync::Arc::new(MemoryAuditSink::default()),
+        std::sync::Arc::new(SystemClock),
+    )
+    .with_provider(std::sync::Arc::new(provider));
+    let caller = Caller::new("test");
+    let name = KeyName::new("envelope-data/test/db").unwrap();
+    keyring
+        .create_key(&caller, &name, Purpose::Envelope, None, "file")
+        .await
+        .unwrap();
+    assert!(
+        keyring
+            .create_key(&caller, &name, Purpose::Envelope, None, "file")
+            .await
+            .is_err()
+    );
+    let context = EncryptionContext::from_pairs(["t=1"]).unwrap();
+    let sealed = keyring
+        .seal(&caller, &name, &context, envelope::MIN_SEGMENT_SIZE)
+        .await
+        .unwrap();
+    assert_eq!(keyring.rotate(&caller, &name, None).await.unwrap(), 2);
+    let opened = keyring
+        .open(&caller, &sealed.headers, &context)
+        .await
+        .unwrap();
+    assert_eq!(opened.key_version, 1);
+    let record = KeyringStore::key(&store, &name).await.unwrap().unwrap();
+    assert_eq!(record.primary_version, 2);
+    // A stale revision is refused.
+    let mut stale = record.clone();
+    stale.revision = record.revision;
+    assert!(KeyringStore::update(&store, &stale).await.is_err());
+    assert_eq!(KeyringStore::keys(&store).await.unwrap().len(), 1);
+}

@@ -192,6 +192,23 @@ pub async fn issue(
     new_lineage: bool,
 ) -> Result<IssuedCertificate, ApiError> {
     let result = issue_inner(state, caller, &request, new_lineage).await;
+    match &result {
+        Ok(issued) => tracing::info!(
+            request_id = %caller.request_id,
+            provisioner = %caller.provisioner,
+            profile = %issued.profile,
+            issuer = %issued.issuer,
+            serial = %issued.serial,
+            "certificate issued"
+        ),
+        Err(error) => tracing::info!(
+            request_id = %caller.request_id,
+            provisioner = %caller.provisioner,
+            code = error.code_and_status().0,
+            reason = %error,
+            "certificate refused"
+        ),
+    }
     let event = match &result {
         Ok(issued) => json!({
             "type": "certificate.issued",

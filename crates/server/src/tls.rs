@@ -158,6 +158,17 @@ pub async fn issue_listener_certificate(
     let csr = csr_pem(&key, sans)?;
     let refused =
         |e: crate::ApiError| ServerError::Tls(format!("issuing the listener certificate: {e}"));
+    // As long as the provisioner and the server profile allow, up to three days.
+    let mut ttl = time::Duration::hours(72).min(
+        state
+            .profiles
+            .get(&LeafKind::Server)
+            .map(|p| p.max_ttl)
+            .unwrap_or(time::Duration::hours(24)),
+    );
+    if let Some(policy) = state.provisioners.get(provisioner) {
+        ttl = ttl.min(policy.max_ttl);
+    }
     let (token, _) = issuance::create_token(
         state,
         "carimbo (listener certificate)",
@@ -165,7 +176,7 @@ pub async fn issue_listener_certificate(
             provisioner: provisioner.to_owned(),
             profile: LeafKind::Server,
             sans: sans.to_vec(),
-            ttl: time::Duration::hours(72),
+            ttl,
             expires_in: time::Duration::minutes(1),
         },
     )
@@ -180,7 +191,7 @@ pub async fn issue_listener_certificate(
         issuance::CertificateRequest {
             csr: csr.into_bytes(),
             profile: LeafKind::Server,
-            ttl: Some(time::Duration::hours(72)),
+            ttl: Some(ttl),
         },
         true,
     )

@@ -27,11 +27,18 @@ use crate::{
 /// The schema migrations of `migrations/sqlite/`, embedded in the binary: version,
 /// description, SQL. Append-only: a new migration is a new file and a new line here
 /// (a test checks this list against the directory).
-pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial",
-    include_str!("../../../migrations/sqlite/0001_initial.sql"),
-)];
+pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial",
+        include_str!("../../../migrations/sqlite/0001_initial.sql"),
+    ),
+    (
+        2,
+        "keyring",
+        include_str!("../../../migrations/sqlite/0002_keyring.sql"),
+    ),
+];
 
 /// How long an operation waits for a pooled connection (writes queue for the single
 /// writer connection) before failing with a database error.
@@ -847,3 +854,122 @@ impl AuditStore for SqliteStore {
 
 #[cfg(test)]
 mod tests;
+
+/// The KMS keyring's metadata in the service database (the `carimbo_kms::KeyringStore`
+/// the service's keyring uses; the CLI's local keyrings keep a JSON file instead).
+#[async_trait]
+impl carimbo_kms::KeyringStore for SqliteStore {
+    async fn settings(&self) -> carimbo_kms::Result<carimbo_kms::KeyringSettings> {
+        let row = sqlx::query("SELECT destroy_wait_seconds FROM keyring_settings WHERE id = 1")
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(keyring_error)?;
+        match row {
+            Some(row) => {
+                let seconds: i64 = row.try_get("destroy_wait_seconds").map_err(keyring_error)?;
+                Ok(carimbo_kms::KeyringSettings {
+                    destroy_wait_seconds: u64::try_from(seconds).unwrap_or(0),
+                })
+            }
+            None => Ok(carimbo_kms::KeyringSettings::default()),
+        }
+    }
+
+    async fn key(
+        &self,
+        name: &carimbo_kms::KeyName,
+    ) -> carimbo_kms::Result<Option<carimbo_kms::KeyRecord>> {
+        let row = sqlx::query("SELECT record FROM keyring_keys WHERE name = ?")
+            .bind(name.as_str())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(keyring_error)?;
+        row.map(|row| keyring_record(&row)).transpose()
+    }
+
+    async fn keys(&self) -> carimbo_kms::Result<Vec<carimbo_kms::KeyRecord>> {
+        let rows = sqlx::query("SELECT record FROM keyring_keys ORDER BY name")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(keyring_error)?;
+        rows.iter().map(keyring_record).collect()
+    }
+
+    async fn insert(&self, record: &carimbo_kms::KeyRecord) -> carimbo_kms::Result<()> {
+        let json = serde_json::to_string(record)
+            .map_err(|e| carimbo_kms::Error::Store(format!("encoding key record: {e}")))?;
+        let result =
+            sqlx::query("INSERT INTO keyring_keys (name, revision, record) VALUES (?, ?, ?)")
+                .bind(record.name.as_str())
+                .bind(i64::try_from(record.revision).unwrap_or(i64::MAX))
+                .bind(json)
+                .execute(&self.writer)
+                .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                Err(carimbo_kms::Error::KeyExists(record.name.to_string()))
+            }
+            Err(error) => Err(keyring_error(error)),
+        }
+    }
+
+    async fn update(&self, record: &carimbo_kms::KeyRecord) -> carimbo_kms::Result<()> {
+        let json = serde_json::to_string(record)
+            .map_err(|e| carimbo_kms::Error::Store(format!("encoding key record: {e}")))?;
+        let revision = i64::try_from(record.revision).unwrap_or(i64::MAX);
+        let updated = sqlx::query(
+            "UPDATE keyring_keys SET revision = ?, record = ? WHERE name = ? AND revision = ?",
+        )
+        .bind(revision)
+        .bind(json)
+        .bind(record.name.as_str())
+        .bind(revision - 1)
+        .execute(&self.writer)
+        .await
+        .map_err(keyring_error)?
+        .rows_affected();
+        if updated == 1 {
+            return Ok(());
+        }
+        let exists = sqlx::query("SELECT 1 FROM keyring_keys WHERE name = ?")
+            .bind(record.name.as_str())
+            .fetch_optional(&self.writer)
+            .await
+            .map_err(keyring_error)?;
+        match exists {
+            None => Err(carimbo_kms::Error::KeyNotFound(record.name.to_string())),
+            Some(_) => Err(carimbo_kms::Error::Store(format!(
+                "key {} was changed concurrently; retry",
+                record.name
+            ))),
+        }
+    }
+}
+
+fn keyring_error(error: sqlx::Error) -> carimbo_kms::Error {
+    carimbo_kms::Error::Store(format!("database: {error}"))
+}
+
+fn keyring_record(row: &SqliteRow) -> carimbo_kms::Result<carimbo_kms::KeyRecord> {
+    let text: String = row.try_get("record").map_err(keyring_error)?;
+    serde_json::from_str(&text)
+        .map_err(|e| carimbo_kms::Error::Store(format!("stored key record: {e}")))
+}
+
+impl SqliteStore {
+    /// Sets the keyring's settings (the waiting period between disable and destroy).
+    pub async fn set_keyring_settings(
+        &self,
+        settings: &carimbo_kms::KeyringSettings,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO keyring_settings (id, destroy_wait_seconds) VALUES (1, ?) \
+             ON CONFLICT (id) DO UPDATE SET destroy_wait_seconds = excluded.destroy_wait_seconds",
+        )
+        .bind(i64::try_from(settings.destroy_wait_seconds).unwrap_or(i64::MAX))
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+}
