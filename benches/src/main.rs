@@ -6,6 +6,8 @@
 //! carimbo-bench issue-load --ca URL --ca-bundle F --admin-token-file F
 //!               [--provisioner P] [--san dns:N] [--concurrency C] [--seconds S]
 //!                                                      (issuances/s over HTTPS, latency)
+//! carimbo-bench static-http --listen ADDR --body FILE  (baseline for the OCSP figure:
+//!                                                       the same bytes from memory)
 //! carimbo-bench raw-softhsm --pkcs11-config FILE --seconds N --threads T
 //!                                                      (internal: raw C_Sign baseline,
 //!                                                       in its own process)
@@ -19,6 +21,7 @@
 #![allow(clippy::print_stdout)]
 
 mod issue_load;
+mod static_http;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -65,6 +68,13 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("raw-softhsm") => parse_options(&args[1..]).and_then(|o| raw_softhsm(&o)),
+        Some("static-http") => static_http::parse(&args[1..]).and_then(|o| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?
+                .block_on(static_http::run(o))
+        }),
         Some("issue-load") => issue_load::parse(&args[1..]).and_then(|o| {
             tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 
 use carimbo_tests::{carimbo_binary, openssl};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -16,8 +16,19 @@ fn free_port() -> u16 {
 }
 
 /// Starts `carimbo dev` and reads its banner until the bootstrap token line.
-fn start_dev(data: &Path, api: u16, publication: u16) -> (Child, String) {
+pub(crate) fn start_dev(data: &Path, api: u16, publication: u16) -> (Child, String) {
+    start_dev_env(data, api, publication, &[])
+}
+
+/// [`start_dev`] with extra environment variables for the child.
+pub(crate) fn start_dev_env(
+    data: &Path,
+    api: u16,
+    publication: u16,
+    environment: &[(&str, &str)],
+) -> (Child, String) {
     let mut child = Command::new(carimbo_binary())
+        .envs(environment.iter().copied())
         .args(["dev", "--data-dir"])
         .arg(data)
         .args(["--listen", &format!("127.0.0.1:{api}")])

@@ -12,6 +12,8 @@ struct Kms {
     dir: tempfile::TempDir,
     /// `--pkcs11-config FILE` when testing the PKCS#11 provider.
     provider_flags: Vec<String>,
+    /// The child's own SoftHSM2 token directory when testing the PKCS#11 provider.
+    token: Option<carimbo_tests::PrivateSoftHsm>,
 }
 
 impl Kms {
@@ -19,17 +21,19 @@ impl Kms {
         Some(Self {
             dir: tempfile::tempdir().unwrap(),
             provider_flags: Vec::new(),
+            token: None,
         })
     }
 
     fn softhsm() -> Option<Self> {
-        let token = carimbo_tests::softhsm()?;
+        let token = carimbo_tests::private_softhsm()?;
         Some(Self {
             dir: tempfile::tempdir().unwrap(),
             provider_flags: vec![
                 "--pkcs11-config".into(),
                 token.config_file.to_str().unwrap().into(),
             ],
+            token: Some(token),
         })
     }
 
@@ -45,6 +49,9 @@ impl Kms {
     fn run(&self, args: &[&str]) -> Output {
         let mut command = Command::new(carimbo_binary());
         command.arg("kms").args(args);
+        if let Some(token) = &self.token {
+            command.env("SOFTHSM2_CONF", &token.conf);
+        }
         if args[0] != "inspect" {
             command.arg("--keyring").arg(self.keyring());
         }

@@ -18,19 +18,21 @@ use carimbo_tests::{ceremony_pki, openssl, random_hex, softhsm, write_private};
 use serde_json::{Value, json};
 
 /// A running CA for the tests of this module.
-struct TestCa {
-    runtime: tokio::runtime::Runtime,
-    jwt_key: rcgen::KeyPair,
-    url: String,
-    publication_url: String,
-    dir: PathBuf,
-    bundle: PathBuf,
-    admin_token: String,
-    state: Arc<AppState>,
-    client: reqwest::Client,
+pub(crate) struct TestCa {
+    pub(crate) runtime: tokio::runtime::Runtime,
+    pub(crate) jwt_key: rcgen::KeyPair,
+    pub(crate) url: String,
+    pub(crate) publication_url: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) bundle: PathBuf,
+    pub(crate) admin_token: String,
+    pub(crate) state: Arc<AppState>,
+    pub(crate) client: reqwest::Client,
+    /// The store, to close it (a database that went away).
+    pub(crate) sqlite: Arc<SqliteStore>,
 }
 
-fn s(path: &Path) -> &str {
+pub(crate) fn s(path: &Path) -> &str {
     path.to_str().unwrap()
 }
 
@@ -53,14 +55,14 @@ fn ca_pin(pki: &carimbo_tests::CeremonyPki) -> String {
 }
 
 /// The CA shared by the tests of this module.
-fn test_ca() -> Option<&'static TestCa> {
+pub(crate) fn test_ca() -> Option<&'static TestCa> {
     static CA: OnceLock<TestCa> = OnceLock::new();
     ceremony_pki()?;
     Some(CA.get_or_init(|| start_ca().unwrap()))
 }
 
 /// A CA of its own (own database and audit chain), for tests that count rows.
-fn start_ca() -> Option<TestCa> {
+pub(crate) fn start_ca() -> Option<TestCa> {
     let pki = ceremony_pki()?;
     let token = softhsm()?;
     Some({
@@ -177,9 +179,14 @@ token-file = "admin.token"
         )
         .unwrap();
         let loaded = LoadedConfig::load(&dir.join("carimbo.toml")).unwrap();
+        let sqlite = Arc::new(
+            runtime
+                .block_on(SqliteStore::open(&dir.join("carimbo.db")))
+                .unwrap(),
+        );
         let state = runtime.block_on(async {
-            let store = SqliteStore::open(&dir.join("carimbo.db")).await.unwrap();
-            Arc::new(AppState::build(&loaded, Arc::new(store)).await.unwrap())
+            let store: Arc<dyn carimbo_store::Store> = sqlite.clone();
+            Arc::new(AppState::build(&loaded, store).await.unwrap())
         });
         // The listener's own certificate comes from the normal issuance path.
         runtime
@@ -193,6 +200,7 @@ token-file = "admin.token"
                 ],
             ))
             .unwrap();
+        runtime.block_on(carimbo_server::prepare(&state)).unwrap();
         let tls = carimbo_server::tls::server_config(
             &dir.join("tls/server.pem"),
             &dir.join("tls/server.key"),
@@ -202,10 +210,10 @@ token-file = "admin.token"
         runtime.spawn(async move {
             carimbo_server::serve(
                 Listeners {
-                    api,
+                    api: Some(api),
                     publication: Some(publication),
                 },
-                tls,
+                Some(tls),
                 serving,
                 std::future::pending(),
             )
@@ -228,13 +236,14 @@ token-file = "admin.token"
             admin_token,
             state,
             client,
+            sqlite,
         }
     })
 }
 
 impl TestCa {
     /// POSTs `body` to `path` with `bearer`; returns status and JSON body.
-    fn post(
+    pub(crate) fn post(
         &self,
         path: &str,
         bearer: Option<&str>,
@@ -260,7 +269,7 @@ impl TestCa {
         })
     }
 
-    fn get(&self, url: &str) -> (u16, Vec<u8>) {
+    pub(crate) fn get(&self, url: &str) -> (u16, Vec<u8>) {
         self.runtime.block_on(async {
             let response = self.client.get(url).send().await.unwrap();
             (
@@ -271,7 +280,7 @@ impl TestCa {
     }
 
     /// Mints a bootstrap token through the admin API.
-    fn token(
+    pub(crate) fn token(
         &self,
         provisioner: &str,
         profile: &str,
@@ -290,7 +299,13 @@ impl TestCa {
         reply["token"].as_str().unwrap().to_owned()
     }
 
-    fn issue(&self, token: &str, csr: &str, profile: &str, ttl: Option<&str>) -> (u16, Value) {
+    pub(crate) fn issue(
+        &self,
+        token: &str,
+        csr: &str,
+        profile: &str,
+        ttl: Option<&str>,
+    ) -> (u16, Value) {
         let mut body = json!({ "csr": csr, "profile": profile });
         if let Some(ttl) = ttl {
             body["ttl"] = json!(ttl);
@@ -303,7 +318,7 @@ impl TestCa {
         )
     }
 
-    fn counts(&self) -> (u64, u64) {
+    pub(crate) fn counts(&self) -> (u64, u64) {
         self.runtime.block_on(async {
             let counts = self.state.store.count_by_status().await.unwrap();
             let total: u64 = counts.values().sum();
@@ -319,18 +334,18 @@ impl TestCa {
 }
 
 /// A key and CSR made by openssl (an independent implementation).
-struct Request {
-    dir: tempfile::TempDir,
-    csr: String,
+pub(crate) struct Request {
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) csr: String,
 }
 
 impl Request {
-    fn key(&self) -> PathBuf {
+    pub(crate) fn key(&self) -> PathBuf {
         self.dir.path().join("key.pem")
     }
 }
 
-fn openssl_csr(key_args: &[&str], extensions: &[&str]) -> Request {
+pub(crate) fn openssl_csr(key_args: &[&str], extensions: &[&str]) -> Request {
     let dir = tempfile::tempdir().unwrap();
     let (key, csr) = (dir.path().join("key.pem"), dir.path().join("csr.pem"));
     let mut args = vec![
@@ -354,7 +369,7 @@ fn openssl_csr(key_args: &[&str], extensions: &[&str]) -> Request {
     Request { dir, csr }
 }
 
-fn p256(extensions: &[&str]) -> Request {
+pub(crate) fn p256(extensions: &[&str]) -> Request {
     openssl_csr(
         &["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"],
         extensions,
@@ -362,7 +377,7 @@ fn p256(extensions: &[&str]) -> Request {
 }
 
 /// Writes the PEM of an issuance reply to files: (cert, chain, fullchain).
-fn write_issued(dir: &Path, reply: &Value) -> (PathBuf, PathBuf) {
+pub(crate) fn write_issued(dir: &Path, reply: &Value) -> (PathBuf, PathBuf) {
     let certificate = dir.join("cert.pem");
     let chain = dir.join("chain.pem");
     std::fs::write(&certificate, reply["certificate"].as_str().unwrap()).unwrap();
@@ -1402,7 +1417,7 @@ fn renewal_is_refused_when_it_must_be() {
         .block_on(
             ca.state
                 .store
-                .mark_revoked(&serial, 1, time::OffsetDateTime::now_utc()),
+                .revoke(&serial, 1, time::OffsetDateTime::now_utc()),
         )
         .unwrap();
     let key = std::fs::read_to_string(revoked.key()).unwrap();

@@ -136,6 +136,73 @@ fn make_softhsm_token() -> Result<SoftHsmToken, String> {
     Ok(token)
 }
 
+/// A SoftHSM2 token in a token directory of its own, for tests whose child processes
+/// write keys.
+///
+/// SoftHSM2's file store does not keep one token consistent while several processes
+/// write it at once (a reader can miss the whole token, a writer can get
+/// `CKR_TEMPLATE_INCONSISTENT`), so children that generate keys never share a token
+/// directory with the test process. Pass [`PrivateSoftHsm::conf`] to the child as
+/// `SOFTHSM2_CONF`.
+#[derive(Debug)]
+pub struct PrivateSoftHsm {
+    /// The `softhsm2.conf` naming this token directory.
+    pub conf: PathBuf,
+    /// A `carimbo-kms-pkcs11` config file for the token (PIN by file).
+    pub config_file: PathBuf,
+    /// Token label.
+    pub label: String,
+    _dir: tempfile::TempDir,
+}
+
+/// Makes a [`PrivateSoftHsm`]; `None` (or a panic in CI) when SoftHSM2 is absent.
+pub fn private_softhsm() -> Option<PrivateSoftHsm> {
+    // The shared fixture checks that the module and tools are installed.
+    let shared = softhsm()?;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens");
+    std::fs::create_dir(&tokens).unwrap();
+    let conf = dir.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let label = format!("private-{}", random_hex(4));
+    let pin = random_hex(8);
+    let output = Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args(["--init-token", "--free", "--label", &label])
+        .args(["--so-pin", &random_hex(8), "--pin", &pin])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "softhsm2-util --init-token failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let pin_file = dir.path().join("pin");
+    write_private(&pin_file, pin.as_bytes());
+    let config_file = dir.path().join("pkcs11.toml");
+    std::fs::write(
+        &config_file,
+        format!(
+            "version = 1\nmodule = {:?}\ntoken-label = {:?}\npin-file = {:?}\n",
+            shared.module, label, pin_file
+        ),
+    )
+    .unwrap();
+    Some(PrivateSoftHsm {
+        conf,
+        config_file,
+        label,
+        _dir: dir,
+    })
+}
+
 /// Writes `bytes` to a new file with mode 0600.
 pub fn write_private(path: &Path, bytes: &[u8]) {
     use std::io::Write;

@@ -328,3 +328,190 @@ pub async fn renew(args: RenewArgs) -> CliResult {
     );
     Ok(())
 }
+
+/// `carimbo revoke` arguments.
+#[derive(Debug, Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    ca: CaArgs,
+    /// The certificate to revoke (PEM). With --key, its holder revokes it by proving
+    /// possession of the key; with --admin-token-file, an administrator does.
+    #[arg(long, value_name = "FILE", required_unless_present = "serial")]
+    cert: Option<PathBuf>,
+    /// Serial (hex) of the certificate, for an administrator without the file.
+    #[arg(long, conflicts_with = "cert")]
+    serial: Option<String>,
+    /// The certificate's private key (PEM PKCS#8): revoke as its holder.
+    #[arg(long, value_name = "FILE", conflicts_with = "admin_token_file")]
+    key: Option<PathBuf>,
+    /// File holding an admin API token: revoke as an administrator.
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// Why: unspecified (default), key-compromise, affiliation-changed, superseded,
+    /// cessation-of-operation; administrators also ca-compromise,
+    /// privilege-withdrawn, aa-compromise.
+    #[arg(long, default_value = "unspecified")]
+    reason: String,
+}
+
+fn print_revocation(result: &Value) {
+    let changed = result["changed"].as_bool().unwrap_or(false);
+    println!(
+        "{} {} ({}) at {}",
+        if changed {
+            "revoked"
+        } else {
+            "already revoked:"
+        },
+        result["serial"].as_str().unwrap_or("?"),
+        result["reason"].as_str().unwrap_or("unspecified"),
+        result["revoked_at"].as_str().unwrap_or("?"),
+    );
+}
+
+/// `carimbo revoke`.
+pub async fn revoke(args: RevokeArgs) -> CliResult {
+    use base64::Engine;
+    use rcgen::SigningKey;
+    let serial = match (&args.cert, &args.serial) {
+        (Some(path), _) => {
+            let pem =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let der = carimbo_pki::pem_decode(&pem, "CERTIFICATE")?;
+            let (_, certificate) = x509_parser::parse_x509_certificate(&der)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            hex::encode(certificate.raw_serial())
+        }
+        (None, Some(serial)) => serial.to_ascii_lowercase().replace(':', ""),
+        (None, None) => return Err("give --cert or --serial".into()),
+    };
+    let url = format!(
+        "{}/v1/certificates/{serial}/revoke",
+        args.ca.ca.trim_end_matches('/')
+    );
+    let client = http_client(&args.ca)?;
+    let request = match (&args.key, &args.admin_token_file) {
+        (Some(key_path), None) => {
+            let key_pem = std::fs::read_to_string(key_path)
+                .map_err(|e| format!("{}: {e}", key_path.display()))?;
+            let key = rcgen::KeyPair::from_pem(&key_pem)
+                .map_err(|e| format!("{}: {e}", key_path.display()))?;
+            let body = serde_json::to_vec(&json!({
+                "serial": serial,
+                "reason": args.reason,
+                "timestamp": time::OffsetDateTime::now_utc().unix_timestamp(),
+            }))?;
+            let signature = key.sign(&carimbo_server::revocation::revoke_proof_message(&body))?;
+            let proof = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature);
+            client
+                .post(&url)
+                .header("authorization", format!("Carimbo-PoP {proof}"))
+                .header("content-type", "application/json")
+                .body(body)
+        }
+        (None, Some(token_file)) => {
+            let admin = secret_argument(&format!("@{}", token_file.display()))?;
+            client
+                .post(&url)
+                .bearer_auth(admin)
+                .json(&json!({ "reason": args.reason }))
+        }
+        _ => return Err("give --key (as the holder) or --admin-token-file".into()),
+    };
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {url}: {}", error_chain(&e)))?;
+    if !response.status().is_success() {
+        return Err(problem(response).await);
+    }
+    let result: Value = response.json().await?;
+    print_revocation(&result);
+    Ok(())
+}
+
+/// `carimbo admin revoke` arguments.
+#[derive(Debug, Args)]
+pub struct BulkRevokeArgs {
+    #[command(flatten)]
+    ca: CaArgs,
+    /// File holding an admin API token.
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: PathBuf,
+    /// A condition KEY=VALUE (repeatable; all must hold): issuer, provisioner, san
+    /// (dns:…, ip:…, uri:…), public-key-sha256, lineage, issued-after, issued-before
+    /// (RFC 3339).
+    #[arg(long = "where", value_name = "KEY=VALUE", required = true)]
+    conditions: Vec<String>,
+    /// Why (see `carimbo revoke --help`).
+    #[arg(long, default_value = "unspecified")]
+    reason: String,
+    /// Revoke for real. Without it, only list what would be revoked.
+    #[arg(long, requires = "expect")]
+    execute: bool,
+    /// With --execute: the count the dry run reported; if the match changed since,
+    /// nothing is revoked.
+    #[arg(long)]
+    expect: Option<u64>,
+}
+
+/// `carimbo admin revoke --where …`: a dry run by default.
+pub async fn bulk_revoke(args: BulkRevokeArgs) -> CliResult {
+    let mut filter = serde_json::Map::new();
+    for condition in &args.conditions {
+        let (key, value) = condition
+            .split_once('=')
+            .ok_or_else(|| format!("--where {condition:?}: expected KEY=VALUE"))?;
+        let field = match key {
+            "issuer" | "provisioner" | "san" | "lineage" => key.to_owned(),
+            "public-key-sha256" | "issued-after" | "issued-before" => key.replace('-', "_"),
+            other => {
+                return Err(format!(
+                    "--where: unknown key {other:?} (issuer, provisioner, san, public-key-sha256, lineage, issued-after, issued-before)"
+                )
+                .into());
+            }
+        };
+        if filter.insert(field, json!(value)).is_some() {
+            return Err(format!("--where: {key} given twice").into());
+        }
+    }
+    let admin = secret_argument(&format!("@{}", args.admin_token_file.display()))?;
+    let client = http_client(&args.ca)?;
+    let url = format!("{}/v1/admin/revocations", args.ca.ca.trim_end_matches('/'));
+    let mut body = json!({ "where": filter, "reason": args.reason, "dry_run": !args.execute });
+    if let Some(expect) = args.expect {
+        body["expect"] = json!(expect);
+    }
+    let response = client
+        .post(&url)
+        .bearer_auth(admin)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {url}: {}", error_chain(&e)))?;
+    if !response.status().is_success() {
+        return Err(problem(response).await);
+    }
+    let result: Value = response.json().await?;
+    let matched = result["matched"].as_u64().unwrap_or(0);
+    if args.execute {
+        let failed = result["failed"].as_array().map_or(0, Vec::len);
+        println!(
+            "revoked {} of {matched} matching certificates ({})",
+            result["revoked"].as_u64().unwrap_or(0),
+            result["reason"].as_str().unwrap_or("?")
+        );
+        if failed > 0 {
+            return Err(format!("{failed} revocations failed: {}", result["failed"]).into());
+        }
+    } else {
+        for serial in result["serials"].as_array().into_iter().flatten() {
+            println!("{}", serial.as_str().unwrap_or("?"));
+        }
+        eprintln!(
+            "dry run: {matched} certificates match; to revoke them run again with --execute --expect {matched}"
+        );
+    }
+    Ok(())
+}

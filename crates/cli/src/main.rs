@@ -1,7 +1,7 @@
 //! `carimbo` — the one binary Carimbo users run.
 //!
 //! It runs the issuing service (`serve`, `dev`, `configtest`), talks to it (`issue`,
-//! `token create`), and manages keys on a local keyring (`kms …`).
+//! `renew`, `revoke`, `token create`, `admin revoke`), and manages keys on a local keyring (`kms …`).
 //! Every failure prints one line `error: …` and exits non-zero; no command leaves a
 //! partial output file behind.
 
@@ -26,20 +26,31 @@ struct Cli {
 enum Command {
     /// Zero-setup development CA on 127.0.0.1 (SQLite, software keys, self-issued TLS).
     Dev(service::DevArgs),
-    /// Run the issuing service.
-    Serve(service::ConfigArgs),
+    /// Run the issuing service (or, with --role ocsp, only its OCSP/CRL publication).
+    Serve(service::ServeArgs),
     /// Check a service config: load it, open every key, check each matches its certificate.
     Configtest(service::ConfigArgs),
     /// Get a certificate: make a key locally, send a CSR with a bootstrap token.
     Issue(client::IssueArgs),
     /// Renew a certificate by proving possession of its key.
     Renew(client::RenewArgs),
+    /// Revoke a certificate, as its holder (proof of possession) or an administrator.
+    Revoke(client::RevokeArgs),
+    /// Administration of a running service.
+    #[command(subcommand)]
+    Admin(AdminCommand),
     /// Bootstrap tokens (admin).
     #[command(subcommand)]
     Token(TokenCommand),
     /// Key management and envelope encryption on a local keyring.
     #[command(subcommand)]
     Kms(kms::KmsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// Revoke every certificate matching conditions (a dry run unless --execute).
+    Revoke(client::BulkRevokeArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -95,6 +106,8 @@ fn main() -> ExitCode {
             Command::Configtest(args) => service::configtest(args).await,
             Command::Issue(args) => client::issue(args).await,
             Command::Renew(args) => client::renew(args).await,
+            Command::Revoke(args) => client::revoke(args).await,
+            Command::Admin(AdminCommand::Revoke(args)) => client::bulk_revoke(args).await,
             Command::Token(TokenCommand::Create(args)) => client::token_create(args).await,
             Command::Kms(command) => kms::run(command).await,
         }

@@ -8,7 +8,7 @@ use carimbo_ceremony::{CeremonyKind, RunOptions};
 use carimbo_pki::{LeafKind, SubjectAltName};
 use carimbo_server::config::LoadedConfig;
 use carimbo_server::issuance::{self, TokenRequest};
-use carimbo_server::{AppState, Listeners};
+use carimbo_server::{AppState, Listeners, Role};
 use carimbo_store::SqliteStore;
 use clap::Args;
 
@@ -20,6 +20,18 @@ pub struct ConfigArgs {
     /// Service config file.
     #[arg(long, value_name = "FILE")]
     config: PathBuf,
+}
+
+/// `carimbo serve` arguments.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// What to serve: `all` (API, publication, CRL publishing) or `ocsp` (only the
+    /// plain-HTTP publication listener: OCSP, CRLs, caIssuers — scaled apart from
+    /// issuance).
+    #[arg(long, default_value = "all", value_parser = ["all", "ocsp"])]
+    role: String,
 }
 
 /// `carimbo dev` arguments.
@@ -38,10 +50,12 @@ pub struct DevArgs {
 
 async fn build(
     loaded: &LoadedConfig,
+    role: Role,
 ) -> Result<Arc<AppState>, Box<dyn std::error::Error + Send + Sync>> {
     let database = loaded.resolve(&loaded.config.database.sqlite);
     let store = SqliteStore::open(&database).await?;
-    let state = AppState::build(loaded, Arc::new(store)).await?;
+    let mut state = AppState::build(loaded, Arc::new(store)).await?;
+    state.role = role;
     let reconciled = state.reconcile_pending(time::Duration::minutes(2)).await?;
     if reconciled > 0 {
         tracing::warn!(
@@ -56,10 +70,39 @@ async fn shutdown_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-/// `carimbo serve --config FILE`.
-pub async fn serve(args: ConfigArgs) -> CliResult {
-    let loaded = LoadedConfig::load(&args.config)?;
-    let state = build(&loaded).await?;
+/// `carimbo serve --config FILE [--role ocsp]`.
+pub async fn serve(args: ServeArgs) -> CliResult {
+    let loaded = LoadedConfig::load(&args.config.config)?;
+    if args.role == "ocsp" {
+        let state = build(&loaded, Role::Ocsp).await?;
+        carimbo_server::prepare(&state).await?;
+        let address = loaded.config.server.publication_listen.ok_or(
+            "the ocsp role serves the publication listener: set server.publication-listen",
+        )?;
+        let publication = tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|e| format!("cannot listen on {address}: {e}"))?;
+        {
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "carimbo: OCSP role; publication on http://{}",
+                publication.local_addr()?
+            );
+        }
+        carimbo_server::serve(
+            Listeners {
+                api: None,
+                publication: Some(publication),
+            },
+            None,
+            state,
+            shutdown_signal(),
+        )
+        .await?;
+        return Ok(());
+    }
+    let state = build(&loaded, Role::All).await?;
     run_listeners(&loaded, state, None).await
 }
 
@@ -68,6 +111,7 @@ async fn run_listeners(
     state: Arc<AppState>,
     banner: Option<String>,
 ) -> CliResult {
+    carimbo_server::prepare(&state).await?;
     let config = &loaded.config;
     if let Some(self_issue) = &config.tls.self_issue {
         let sans = self_issue
@@ -120,8 +164,11 @@ async fn run_listeners(
         let _ = writeln!(stdout, "{banner}").and_then(|()| stdout.flush());
     }
     carimbo_server::serve(
-        Listeners { api, publication },
-        tls,
+        Listeners {
+            api: Some(api),
+            publication,
+        },
+        Some(tls),
         state,
         shutdown_signal(),
     )
@@ -133,7 +180,7 @@ async fn run_listeners(
 /// matches its certificate, binds nothing.
 pub async fn configtest(args: ConfigArgs) -> CliResult {
     let loaded = LoadedConfig::load(&args.config)?;
-    let state = build(&loaded).await?;
+    let state = build(&loaded, Role::All).await?;
     carimbo_server::tls::server_config(
         &loaded.resolve(&loaded.config.tls.certificate),
         &loaded.resolve(&loaded.config.tls.key),
@@ -292,7 +339,7 @@ pub async fn dev(args: DevArgs) -> CliResult {
         write_if_absent(&dir.join("carimbo.toml"), &dev_config(&args), 0o644)?;
     }
     let loaded = LoadedConfig::load(&dir.join("carimbo.toml"))?;
-    let state = build(&loaded).await?;
+    let state = build(&loaded, Role::All).await?;
     let sans = [
         SubjectAltName::Dns("localhost".into()),
         SubjectAltName::Ip(loaded.config.server.listen.ip()),

@@ -9,6 +9,7 @@ pub(crate) const TAG_BIT_STRING: u8 = 0x03;
 pub(crate) const TAG_OCTET_STRING: u8 = 0x04;
 pub(crate) const TAG_NULL: u8 = 0x05;
 pub(crate) const TAG_OID: u8 = 0x06;
+pub(crate) const TAG_ENUMERATED: u8 = 0x0a;
 pub(crate) const TAG_UTF8_STRING: u8 = 0x0c;
 pub(crate) const TAG_PRINTABLE_STRING: u8 = 0x13;
 pub(crate) const TAG_UTC_TIME: u8 = 0x17;
@@ -78,6 +79,20 @@ pub(crate) mod oid {
     pub(crate) const AD_OCSP: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01];
     /// 1.3.6.1.5.5.7.48.2 id-ad-caIssuers.
     pub(crate) const AD_CA_ISSUERS: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x02];
+    /// 1.3.6.1.5.5.7.48.1.1 id-pkix-ocsp-basic.
+    pub(crate) const OCSP_BASIC: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x01];
+    /// 1.3.6.1.5.5.7.48.1.2 id-pkix-ocsp-nonce.
+    pub(crate) const OCSP_NONCE: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x02];
+    /// 1.3.6.1.5.5.7.48.1.5 id-pkix-ocsp-nocheck.
+    pub(crate) const OCSP_NOCHECK: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x30, 0x01, 0x05];
+    /// 1.3.14.3.2.26 id-sha1.
+    pub(crate) const SHA1: &[u8] = &[0x2b, 0x0e, 0x03, 0x02, 0x1a];
+    /// 2.16.840.1.101.3.4.2.1 id-sha256.
+    pub(crate) const SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
+    /// 2.16.840.1.101.3.4.2.2 id-sha384.
+    pub(crate) const SHA384: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02];
+    /// 2.16.840.1.101.3.4.2.3 id-sha512.
+    pub(crate) const SHA512: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03];
 
     /// Extensions RFC 5280 defines for certificates that a relying party can process;
     /// any other extension must not be critical.

@@ -26,8 +26,15 @@
 //! Refusals are [`LeafError`]s with stable codes.
 //!
 //! The lints (module `lints`, one per file, `e_`/`w_`/`n_` with their RFC citations)
-//! also run on any finished artifact through [`lint_certificate`], [`lint_leaf`] and
-//! [`lint_crl`]; [`lint_catalog`] lists them.
+//! also run on any finished artifact through [`lint_certificate`], [`lint_leaf`],
+//! [`lint_ocsp_responder`] and [`lint_crl`]; [`lint_catalog`] lists them.
+//!
+//! OCSP (RFC 6960, RFC 5019 profile) is written and read with the crate's own DER
+//! code: [`parse_ocsp_request`] checks a request strictly, [`prepare_ocsp_response`]
+//! builds a response that [`PreparedOcspResponse::sign`] signs through the responder's
+//! KMS key, and [`parse_ocsp_response`] reads one back. The delegated responder's
+//! certificate takes the certificate path: [`prepare_ocsp_responder`], its own lints,
+//! [`PreparedCertificate::sign`] with the issuing CA's key.
 
 mod algorithm;
 mod certificate;
@@ -41,9 +48,11 @@ mod leaf;
 mod leaf_key;
 mod lints;
 mod name;
+mod ocsp;
 mod pem;
 mod profile;
 mod raw;
+mod responder;
 mod san;
 mod serial;
 mod throwaway;
@@ -58,12 +67,23 @@ pub use csr::{MAX_CSR_BYTES, ValidatedCsr, validate_csr};
 pub use error::{LeafError, PkiError};
 pub use issuer::IssuerInfo;
 pub use leaf::{LeafKind, LeafProfile, LeafTemplate, MAX_BACKDATE, prepare_leaf};
-pub use lints::{Finding, LintInfo, Severity, lint_catalog, lint_certificate, lint_crl, lint_leaf};
+pub use lints::{
+    Finding, LintInfo, Severity, lint_catalog, lint_certificate, lint_crl, lint_leaf,
+    lint_ocsp_responder,
+};
 pub use name::{DistinguishedName, DnAttribute};
+pub use ocsp::{
+    CertId, CertStatus, IssuerHashes, MAX_OCSP_CLOCK_SKEW, MAX_OCSP_NONCE_BYTES,
+    MAX_OCSP_REQUEST_BYTES, MAX_OCSP_REQUEST_CERTS, OcspHash, OcspRequest, OcspRequestError,
+    OcspResponseInfo, OcspResponseStatus, OcspResponseTemplate, PreparedOcspResponse,
+    SingleResponseInfo, SingleResponseTemplate, build_ocsp_request, ocsp_error_response,
+    parse_ocsp_request, parse_ocsp_response, prepare_ocsp_response,
+};
 pub use pem::{pem_decode, pem_encode};
 pub use profile::{
     CertificateProfile, CertificateTemplate, INTERMEDIATE_MAX_YEARS, IntermediateUsage,
     NameConstraints, ROOT_MAX_YEARS,
 };
+pub use responder::{RESPONDER_MAX_VALIDITY, ResponderTemplate, prepare_ocsp_responder};
 pub use san::{MAX_SANS, MAX_SPIFFE_ID_BYTES, SubjectAltName, check_sans};
 pub use serial::{MIN_RANDOM_SERIAL_BYTES, SerialNumber};

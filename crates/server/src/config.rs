@@ -73,6 +73,69 @@ pub struct ServerConfig {
     /// Audit settings.
     #[serde(default)]
     pub audit: AuditSection,
+    /// Revocation, CRL and OCSP settings (defaults when absent).
+    #[serde(default)]
+    pub revocation: RevocationSection,
+}
+
+/// Revocation, CRLs and OCSP.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(default)]
+pub struct RevocationSection {
+    /// nextUpdate − thisUpdate of the issuers' CRLs (default 24h). A CRL is reissued
+    /// when half of it has passed, and within `crl-debounce` of a revocation.
+    pub crl_validity: Span,
+    /// How long after a revocation the CRL is reissued, so a burst of revocations makes
+    /// one CRL (default 2s).
+    pub crl_debounce: Span,
+    /// A directory to also write each issuer's current CRL to (`{issuer}.crl`), for
+    /// static hosting.
+    pub crl_directory: Option<PathBuf>,
+    /// nextUpdate − thisUpdate of OCSP answers (default 4h); answers are re-signed when
+    /// half of it has passed.
+    pub ocsp_validity: Span,
+    /// Largest `Cache-Control: max-age` of an OCSP answer: the bound on how long an HTTP
+    /// cache may keep serving a `good` after a revocation (default 60s).
+    pub ocsp_max_age: Span,
+    /// When the first OCSP answer of a certificate is signed: `lazy` (at its first
+    /// request) or `issuance` (right after the certificate is stored).
+    pub ocsp_presign: OcspPresign,
+    /// Validity of the delegated OCSP responder certificates (default 7d); a new
+    /// responder key and certificate are made when half of it has passed.
+    pub ocsp_responder_validity: Span,
+    /// How many OCSP answers may be signed at once on the request path (nonces, first
+    /// requests, unknown serials); beyond that requests get `tryLater` (default 8).
+    pub ocsp_live_signing_limit: usize,
+    /// How often this replica reads the revocation log to drop cached OCSP answers of
+    /// certificates revoked through other replicas (default 1s).
+    pub revocation_poll: Span,
+}
+
+impl Default for RevocationSection {
+    fn default() -> Self {
+        Self {
+            crl_validity: Span(time::Duration::hours(24)),
+            crl_debounce: Span(time::Duration::seconds(2)),
+            crl_directory: None,
+            ocsp_validity: Span(time::Duration::hours(4)),
+            ocsp_max_age: Span(time::Duration::seconds(60)),
+            ocsp_presign: OcspPresign::Lazy,
+            ocsp_responder_validity: Span(time::Duration::days(7)),
+            ocsp_live_signing_limit: 8,
+            revocation_poll: Span(time::Duration::seconds(1)),
+        }
+    }
+}
+
+/// When a certificate's first OCSP answer is signed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OcspPresign {
+    /// At the first request for it (then kept and refreshed).
+    Lazy,
+    /// Right after issuance (one more signature and write per certificate).
+    Issuance,
 }
 
 /// Listeners and limits.
@@ -81,7 +144,7 @@ pub struct ServerConfig {
 pub struct ListenSection {
     /// HTTPS API address, e.g. `127.0.0.1:8443`.
     pub listen: SocketAddr,
-    /// Plain-HTTP publication address (caIssuers; CRL and OCSP later).
+    /// Plain-HTTP publication address (caIssuers, CRLs, OCSP).
     pub publication_listen: Option<SocketAddr>,
     /// Base URL written into certificates for the publication listener, e.g.
     /// `http://pki.example.com` (`http://` only).
@@ -190,6 +253,11 @@ pub struct IssuerSection {
     /// Whether it issues (several issuers per profile allow a rollover; one active).
     #[serde(default = "default_true")]
     pub active: bool,
+    /// Echo OCSP nonces for this issuer. Answers with a nonce cannot be pre-signed, so
+    /// this switches the issuer's nonce requests to live signing (bounded by
+    /// `revocation.ocsp-live-signing-limit`, `tryLater` beyond it).
+    #[serde(default)]
+    pub ocsp_nonce: bool,
 }
 
 fn default_true() -> bool {
@@ -363,6 +431,61 @@ impl LoadedConfig {
                     "must be positive",
                 ));
             }
+        }
+        let revocation = &config.revocation;
+        for (field, span, least) in [
+            (
+                "crl-validity",
+                revocation.crl_validity,
+                time::Duration::minutes(10),
+            ),
+            (
+                "crl-debounce",
+                revocation.crl_debounce,
+                time::Duration::ZERO,
+            ),
+            (
+                "ocsp-validity",
+                revocation.ocsp_validity,
+                time::Duration::minutes(10),
+            ),
+            (
+                "ocsp-max-age",
+                revocation.ocsp_max_age,
+                time::Duration::ZERO,
+            ),
+            (
+                "ocsp-responder-validity",
+                revocation.ocsp_responder_validity,
+                time::Duration::hours(1),
+            ),
+            (
+                "revocation-poll",
+                revocation.revocation_poll,
+                time::Duration::seconds(1),
+            ),
+        ] {
+            if span.0 < least {
+                return Err(self.error(
+                    &format!("revocation.{field}"),
+                    format!("must be at least {}s", least.whole_seconds()),
+                ));
+            }
+        }
+        if revocation.crl_debounce.0 > time::Duration::minutes(10) {
+            return Err(self.error("revocation.crl-debounce", "must be at most 10m"));
+        }
+        if revocation.ocsp_responder_validity.0 > time::Duration::days(30) {
+            return Err(self.error("revocation.ocsp-responder-validity", "must be at most 30d"));
+        }
+        if revocation.ocsp_validity.0 * 2 > revocation.ocsp_responder_validity.0 {
+            return Err(self.error(
+                "revocation.ocsp-validity",
+                "must be at most half of ocsp-responder-validity (answers never outlive their responder certificate)",
+            ));
+        }
+        if revocation.ocsp_live_signing_limit == 0 {
+            return Err(self.error("revocation.ocsp-live-signing-limit", "must be at least 1"));
         }
         for (index, admin) in config.admins.iter().enumerate() {
             if !matches!(admin.role.as_str(), "admin" | "auditor") {

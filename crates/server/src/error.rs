@@ -38,6 +38,9 @@ pub enum ApiError {
     /// The content type is not `application/json`.
     #[error("content type must be application/json")]
     UnsupportedMediaType,
+    /// The content type is not the one named.
+    #[error("content type must be {0}")]
+    UnsupportedMediaTypeOf(&'static str),
     /// The body is larger than allowed.
     #[error("request body larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -78,6 +81,13 @@ pub enum ApiError {
     /// Nothing found.
     #[error("{0}")]
     NotFound(String),
+    /// The request contradicts the current state (e.g. revoking a serial that was
+    /// never issued, or a bulk revocation whose match changed since its dry run).
+    #[error("{0}")]
+    Conflict(String),
+    /// The subject key was revoked for keyCompromise: it gets no more certificates.
+    #[error("this public key was reported compromised; generate a new key")]
+    KeyCompromised,
     /// No issuer can serve the profile now.
     #[error("{0}")]
     IssuerUnavailable(String),
@@ -94,7 +104,7 @@ impl ApiError {
     pub fn code_and_status(&self) -> (&'static str, StatusCode) {
         match self {
             Self::MalformedRequest(_) => ("malformed_request", StatusCode::BAD_REQUEST),
-            Self::UnsupportedMediaType => {
+            Self::UnsupportedMediaType | Self::UnsupportedMediaTypeOf(_) => {
                 ("unsupported_media_type", StatusCode::UNSUPPORTED_MEDIA_TYPE)
             }
             Self::PayloadTooLarge(_) => ("payload_too_large", StatusCode::PAYLOAD_TOO_LARGE),
@@ -119,6 +129,8 @@ impl ApiError {
             Self::UnknownProfile(_) => ("unknown_profile", StatusCode::BAD_REQUEST),
             Self::Leaf(error) => (error.code(), StatusCode::BAD_REQUEST),
             Self::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
+            Self::Conflict(_) => ("conflict", StatusCode::CONFLICT),
+            Self::KeyCompromised => ("key_compromised", StatusCode::BAD_REQUEST),
             Self::IssuerUnavailable(_) => ("issuer_unavailable", StatusCode::SERVICE_UNAVAILABLE),
             Self::Timeout(_) => ("timeout", StatusCode::SERVICE_UNAVAILABLE),
             Self::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),

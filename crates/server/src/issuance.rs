@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use base64::Engine;
 use carimbo_pki::{
-    LeafKind, LeafTemplate, SubjectAltName, check_sans, pem_encode, prepare_leaf, validate_csr,
+    LeafKind, LeafTemplate, OcspHash, SubjectAltName, check_sans, pem_encode, prepare_leaf,
+    validate_csr,
 };
 use carimbo_store::{BootstrapToken, IssuanceIntent, Lineage, StoreError};
 use serde::Serialize;
@@ -15,6 +16,7 @@ use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::ApiError;
+use crate::config::OcspPresign;
 use crate::state::{AppState, Issuer, sha256};
 
 /// How many serials are tried when the store reports a collision.
@@ -258,6 +260,13 @@ async fn issue_inner(
     // profile. Only its public key and names are used.
     let csr = validate_csr(&request.csr, profile)?;
     check_sans(profile, &csr.requested_sans)?;
+    if state
+        .store
+        .is_key_blocked(&hex::encode(sha256(&csr.subject_public_key_info)))
+        .await?
+    {
+        return Err(ApiError::KeyCompromised);
+    }
     // The lifetime against the profile first (too long is refused, never capped).
     profile.validity(now, request.ttl, now + time::Duration::days(36_500))?;
     // Authorization: the provisioner's current policy, and the credential's own bounds.
@@ -316,7 +325,7 @@ async fn issue_inner(
             serial: serial.clone(),
             not_before,
             not_after,
-            crl_distribution_points: vec![format!("{base}/crl/{}.crl", issuer.name)],
+            crl_distribution_points: vec![crate::crl::crl_url(base, &issuer.name)],
             ocsp_responders: vec![format!("{base}/ocsp")],
             ca_issuers: vec![format!("{base}/ca/{}.cer", issuer.name)],
         };
@@ -365,6 +374,18 @@ async fn issue_inner(
             .store
             .complete_issuance(&intent.serial, &der, OffsetDateTime::now_utc())
             .await?;
+        if state.ocsp.presign() == OcspPresign::Issuance {
+            // Best effort: a failure leaves the first answer to be signed at its first
+            // request, like `lazy`.
+            if let Ok(Some(record)) = state.store.certificate(&intent.serial).await
+                && let Err(error) = state
+                    .ocsp
+                    .refresh_record(state, &record, &[OcspHash::Sha1])
+                    .await
+            {
+                tracing::warn!(serial = %intent.serial, error = %error, "OCSP pre-signing failed");
+            }
+        }
         return Ok(IssuedCertificate {
             serial: intent.serial,
             profile: request.profile.to_string(),

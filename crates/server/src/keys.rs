@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use carimbo_kms::{
-    FileProvider, KeyProvider, KeyReference, SignatureAlgorithm, SigningKey, check_private_file,
-    load_or_create_file_kek,
+    FileProvider, GenerateRequest, KeyAlgorithm, KeyName, KeyProvider, KeyReference, Purpose,
+    SignatureAlgorithm, SigningKey, check_private_file, load_or_create_file_kek,
 };
 use carimbo_kms_pkcs11::{Pkcs11Config, Pkcs11Provider};
 use serde::Deserialize;
@@ -91,15 +91,9 @@ impl KeyOpener {
         }
     }
 
-    /// Opens the key of `reference_file` and checks it against `expected_spki`.
-    pub async fn open(
-        &self,
-        reference_file: &KeyReferenceFile,
-        expected_spki: &[u8],
-    ) -> Result<Arc<dyn SigningKey>, ServerError> {
-        let reference = reference_file.key_reference()?;
-        let algorithm = reference_file.algorithm;
-        let key = match reference_file.provider.as_str() {
+    /// The provider with id `provider` (`pkcs11` or `file`), opened on first use.
+    pub async fn provider(&self, provider: &str) -> Result<&dyn KeyProvider, ServerError> {
+        match provider {
             "pkcs11" => {
                 let provider = self
                     .pkcs11
@@ -114,7 +108,7 @@ impl KeyOpener {
                             .map_err(|e| ServerError::Keys(e.to_string()))
                     })
                     .await?;
-                provider.signing_key(&reference, algorithm).await
+                Ok(provider)
             }
             "file" => {
                 let provider = self
@@ -132,13 +126,76 @@ impl KeyOpener {
                             .map_err(|e| ServerError::Keys(e.to_string()))
                     })
                     .await?;
-                provider.signing_key(&reference, algorithm).await
+                Ok(provider)
             }
-            other => {
-                return Err(ServerError::Keys(format!("unknown key provider {other:?}")));
-            }
+            other => Err(ServerError::Keys(format!("unknown key provider {other:?}"))),
         }
-        .map_err(|e| ServerError::Keys(format!("key {:?}: {e}", reference_file.key_label)))?;
+    }
+
+    /// Generates a signing key named `name` (purpose `sign`) in `provider` and opens
+    /// it: for delegated OCSP responders, which live in the same provider as the CA
+    /// key they stand for.
+    pub async fn generate_signing_key(
+        &self,
+        provider: &str,
+        name: &KeyName,
+        algorithm: SignatureAlgorithm,
+    ) -> Result<(KeyReference, Arc<dyn SigningKey>), ServerError> {
+        let provider = self.provider(provider).await?;
+        let generated = provider
+            .generate(&GenerateRequest {
+                name,
+                version: 1,
+                purpose: Purpose::Sign,
+                algorithm: KeyAlgorithm::Signature(algorithm),
+            })
+            .await
+            .map_err(|e| ServerError::Keys(format!("generating {name}: {e}")))?;
+        let key = provider
+            .signing_key(&generated.reference, algorithm)
+            .await
+            .map_err(|e| ServerError::Keys(format!("opening {name}: {e}")))?;
+        Ok((generated.reference, key))
+    }
+
+    /// Opens the signing key at `reference` (`provider:id`).
+    pub async fn open_reference(
+        &self,
+        reference: &str,
+        algorithm: SignatureAlgorithm,
+    ) -> Result<Arc<dyn SigningKey>, ServerError> {
+        let reference = parse_reference(reference)?;
+        self.provider(&reference.provider)
+            .await?
+            .signing_key(&reference, algorithm)
+            .await
+            .map_err(|e| ServerError::Keys(format!("key {reference}: {e}")))
+    }
+
+    /// Destroys the key at `reference` (`provider:id`).
+    pub async fn destroy(&self, reference: &str) -> Result<(), ServerError> {
+        let reference = parse_reference(reference)?;
+        self.provider(&reference.provider)
+            .await?
+            .destroy(&reference)
+            .await
+            .map_err(|e| ServerError::Keys(format!("key {reference}: {e}")))
+    }
+
+    /// Opens the key of `reference_file` and checks it against `expected_spki`.
+    pub async fn open(
+        &self,
+        reference_file: &KeyReferenceFile,
+        expected_spki: &[u8],
+    ) -> Result<Arc<dyn SigningKey>, ServerError> {
+        let reference = reference_file.key_reference()?;
+        let algorithm = reference_file.algorithm;
+        let key = self
+            .provider(&reference_file.provider)
+            .await?
+            .signing_key(&reference, algorithm)
+            .await
+            .map_err(|e| ServerError::Keys(format!("key {:?}: {e}", reference_file.key_label)))?;
         let hash = hex::encode(aws_lc_rs::digest::digest(
             &aws_lc_rs::digest::SHA256,
             key.public_key_der(),
@@ -151,4 +208,16 @@ impl KeyOpener {
         }
         Ok(key)
     }
+}
+
+/// `provider:id` as a [`KeyReference`].
+fn parse_reference(text: &str) -> Result<KeyReference, ServerError> {
+    let (provider, id) = text
+        .split_once(':')
+        .filter(|(provider, id)| !provider.is_empty() && !id.is_empty())
+        .ok_or_else(|| ServerError::Keys(format!("bad key reference {text:?}")))?;
+    Ok(KeyReference {
+        provider: provider.to_owned(),
+        id: id.to_owned(),
+    })
 }

@@ -4,20 +4,23 @@
 //! (axum over rustls). The service loads the intermediates the ceremony produced and
 //! opens their keys through the KMS (PKCS#11 in production, the file provider in
 //! development), keeps every certificate in the store before and after signing, and
-//! writes an audit event for every issuance and refusal. A plain-HTTP publication
-//! listener serves what relying parties fetch (issuer certificates now; CRLs and OCSP
-//! with the revocation work).
+//! writes an audit event for every issuance and refusal. Certificates are revoked by
+//! their holders or administrators; a plain-HTTP publication listener serves what
+//! relying parties fetch: issuer certificates, CRLs and OCSP answers.
 //!
 //! The server is a function: [`serve`] takes its listeners, its state and a shutdown
 //! future, so tests run it on `127.0.0.1:0`.
 
 pub mod config;
+pub mod crl;
 mod error;
 pub mod issuance;
 pub mod jwt;
 pub mod keys;
+pub mod ocsp;
 pub mod policy;
 pub mod renewal;
+pub mod revocation;
 pub mod routes;
 pub mod state;
 pub mod tls;
@@ -26,28 +29,115 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use error::{ApiError, ServerError};
-pub use state::AppState;
+pub use state::{AppState, Role};
+
+/// Whether the test failpoint `name` is set (environment `CARIMBO_TEST_FAILPOINT`).
+/// Tests use it to stop the process at a precise point (e.g. between a revocation's
+/// commit and its new OCSP signature); unset in production.
+pub fn failpoint(name: &str) -> bool {
+    std::env::var("CARIMBO_TEST_FAILPOINT").is_ok_and(|value| value == name)
+}
 
 /// Bound listeners of one replica.
 #[derive(Debug)]
 pub struct Listeners {
-    /// HTTPS API.
-    pub api: tokio::net::TcpListener,
+    /// HTTPS API (absent for the OCSP role).
+    pub api: Option<tokio::net::TcpListener>,
     /// Plain-HTTP publication listener, if configured.
     pub publication: Option<tokio::net::TcpListener>,
 }
 
-/// Serves the API (over `tls`) and the publication listener until `shutdown`.
+/// Prepares the revocation side before serving: loads or makes the OCSP responders,
+/// starts reading the revocation log at its end, loads the published CRLs, and (role
+/// `All`) publishes the CRLs that are due.
+pub async fn prepare(state: &AppState) -> Result<(), ServerError> {
+    state.ocsp.ensure_responders(state).await?;
+    state.ocsp.start_revocation_log(state).await?;
+    state.crls.load_published(state).await?;
+    if state.role == Role::All {
+        for (issuer, result) in state.crls.publish_due(state).await {
+            if let Err(error) = result {
+                return Err(ServerError::Keys(format!("first CRL of {issuer}: {error}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The background jobs of a replica: CRL publishing (role `All`), the revocation-log
+/// poll that drops cached OCSP answers, OCSP refresh and responder rotation.
+fn spawn_jobs(state: &Arc<AppState>, stopped: &tokio::sync::watch::Receiver<bool>) {
+    if state.role == Role::All {
+        let crls = Arc::clone(&state.crls);
+        tokio::spawn(crls.run(Arc::clone(state), stopped.clone()));
+    }
+    let poll = std::time::Duration::from_millis(
+        u64::try_from(state.revocation.revocation_poll.0.whole_milliseconds()).unwrap_or(1000),
+    );
+    {
+        let state = Arc::clone(state);
+        let mut stop = stopped.clone();
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = state.ocsp.apply_revocation_log(&state).await {
+                    tracing::warn!(error = %error, "reading the revocation log failed");
+                }
+                if state.role == Role::Ocsp
+                    && let Err(error) = state.crls.load_published(&state).await
+                {
+                    tracing::warn!(error = %error, "reading published CRLs failed");
+                }
+                tokio::select! {
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                    () = tokio::time::sleep(poll) => {}
+                }
+            }
+        });
+    }
+    {
+        let state = Arc::clone(state);
+        let mut stop = stopped.clone();
+        tokio::spawn(async move {
+            let mut last_rotation = tokio::time::Instant::now();
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                    () = tokio::time::sleep(std::time::Duration::from_secs(30)) => {}
+                }
+                if last_rotation.elapsed() >= std::time::Duration::from_secs(600) {
+                    last_rotation = tokio::time::Instant::now();
+                    if let Err(error) = state.ocsp.ensure_responders(&state).await {
+                        tracing::error!(error = %error, "OCSP responder rotation failed");
+                    }
+                }
+                match state.ocsp.refresh_due(&state).await {
+                    Ok(0) => {}
+                    Ok(signed) => tracing::debug!(signed, "OCSP answers refreshed"),
+                    Err(error) => tracing::warn!(error = %error, "OCSP refresh failed"),
+                }
+            }
+        });
+    }
+}
+
+/// Serves the API (over `tls`, required with an API listener) and the publication listener until `shutdown`, with the
+/// background jobs of `state.role`. Call [`prepare`] first.
 pub async fn serve(
     listeners: Listeners,
-    tls: Arc<rustls::ServerConfig>,
+    tls: Option<Arc<rustls::ServerConfig>>,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    if listeners.api.is_some() && tls.is_none() {
+        return Err(ServerError::Tls(
+            "the API listener needs a TLS config".into(),
+        ));
+    }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let wait = |mut receiver: tokio::sync::watch::Receiver<bool>| async move {
         let _ = receiver.wait_for(|stopped| *stopped).await;
     };
+    spawn_jobs(&state, &stopped);
     let publication = listeners.publication.map(|listener| {
         let router = routes::publication_router(Arc::clone(&state));
         tokio::spawn(tls::serve(listener, None, router, wait(stopped.clone())))
@@ -56,15 +146,15 @@ pub async fn serve(
         shutdown.await;
         let _ = stop.send(true);
     });
-    let api = tls::serve(
-        listeners.api,
-        Some(tls),
-        routes::api_router(state),
-        wait(stopped),
-    );
-    let result = api.await;
+    let result = match listeners.api {
+        Some(api) => tls::serve(api, tls, routes::api_router(state), wait(stopped)).await,
+        None => Ok(()),
+    };
     if let Some(handle) = publication {
-        let _ = handle.await;
+        match handle.await {
+            Ok(Err(error)) if result.is_ok() => return Err(error),
+            _ => {}
+        }
     }
     result
 }

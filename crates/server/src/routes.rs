@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::ApiError;
 use crate::config::Span;
 use crate::issuance::{self, CertificateRequest, TokenRequest, random_id};
+use crate::revocation;
 use crate::state::{AppState, sha256};
 
 type SharedState = Arc<AppState>;
@@ -28,8 +29,14 @@ pub fn api_router(state: SharedState) -> Router {
         .route("/v1/certificates", post(issue_certificate))
         .route("/v1/certificates/renew", post(renew_certificate))
         .route("/v1/certificates/{serial}", get(certificate))
+        .route("/v1/certificates/{serial}/revoke", post(revoke_certificate))
         .route("/v1/ca/chain", get(chain))
         .route("/v1/admin/tokens", post(create_token))
+        .route("/v1/admin/revocations", post(bulk_revoke))
+        .route("/ca/{file}", get(issuer_certificate))
+        .route("/crl/{file}", get(crl))
+        .route("/ocsp", post(ocsp_post))
+        .route("/ocsp/{*request}", get(ocsp_get))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .fallback(not_found)
@@ -43,12 +50,18 @@ pub fn api_router(state: SharedState) -> Router {
         .with_state(state)
 }
 
-/// The plain-HTTP publication listener: issuer certificates (caIssuers).
+/// The plain-HTTP publication listener: issuer certificates (caIssuers), CRLs, OCSP.
 pub fn publication_router(state: SharedState) -> Router {
     Router::new()
         .route("/ca/{file}", get(issuer_certificate))
+        .route("/crl/{file}", get(crl))
+        .route("/ocsp", post(ocsp_post))
+        .route("/ocsp/{*request}", get(ocsp_get))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .fallback(not_found)
+        // OCSP requests are small (RFC 5019 §2.1.1); anything larger is refused early.
+        .layer(DefaultBodyLimit::max(carimbo_pki::MAX_OCSP_REQUEST_BYTES))
         .with_state(state)
 }
 
@@ -73,12 +86,44 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
+/// Readiness. The issuing role needs its database; an OCSP-role process stays ready
+/// while it can answer (valid responders and cached answers) and says it is degraded.
 async fn readyz(State(state): State<SharedState>) -> Response {
-    match state.store.count_by_status().await {
-        Ok(_) => Json(json!({ "status": "ready", "database": "ok" })).into_response(),
-        Err(error) => (
+    let now = time::OffsetDateTime::now_utc();
+    let database = tokio::time::timeout(
+        std::time::Duration::from_secs(2),
+        state.store.count_by_status(),
+    )
+    .await
+    .map_err(|_| "the database did not answer within 2 seconds".to_owned())
+    .and_then(|r| r.map_err(|e| e.to_string()));
+    let (cached, fresh) = state.ocsp.cache_stats(now);
+    let responders = state.ocsp.responders_ready(now);
+    let ocsp = json!({ "responders": if responders { "ok" } else { "missing or expired" }, "cached_answers": cached, "valid_cached_answers": fresh });
+    match (database, state.role) {
+        (Ok(_), _) if responders => {
+            Json(json!({ "status": "ready", "database": "ok", "ocsp": ocsp })).into_response()
+        }
+        (Ok(_), _) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not ready", "database": error.to_string() })),
+            Json(json!({ "status": "not ready", "database": "ok", "ocsp": ocsp, "reason": "no valid OCSP responder certificate" })),
+        )
+            .into_response(),
+        (Err(error), crate::Role::Ocsp) if responders && fresh > 0 => Json(json!({
+            "status": "degraded",
+            "database": error,
+            "ocsp": ocsp,
+            "reason": "the database is unreachable: serving cached OCSP answers until they expire",
+        }))
+        .into_response(),
+        (Err(error), _) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "degraded",
+                "database": error,
+                "ocsp": ocsp,
+                "reason": "the database is unreachable: no issuance or revocation; OCSP serves cached answers only",
+            })),
         )
             .into_response(),
     }
@@ -444,4 +489,272 @@ async fn create_token(
         })),
     )
         .into_response())
+}
+
+async fn revoke_certificate(
+    State(state): State<SharedState>,
+    Path(serial): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request_id = random_id(8).unwrap_or_default();
+    let serial = serial.to_ascii_lowercase();
+    let result = async {
+        if serial.is_empty() || serial.len() > 42 || !serial.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            return Err(ApiError::MalformedRequest(
+                "a serial is 1 to 42 hex digits".into(),
+            ));
+        }
+        let authorization = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let body = body.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge(state.max_body_bytes)
+            } else {
+                ApiError::MalformedRequest(rejection.body_text())
+            }
+        })?;
+        if !is_json(&headers) {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let (reason, revoker) = if let Some(proof) = authorization.strip_prefix("Carimbo-PoP ") {
+            let reason = revocation::check_holder(&state, &serial, &body, proof).await?;
+            (reason, revocation::Revoker::Holder)
+        } else {
+            let name = admin(&state, &headers, "admin")?.to_owned();
+            #[derive(Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct AdminBody {
+                #[serde(default)]
+                reason: Option<String>,
+            }
+            let parsed: AdminBody = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::MalformedRequest(format!("invalid JSON body: {e}")))?;
+            let reason = revocation::parse_reason(parsed.reason.as_deref())?;
+            (reason, revocation::Revoker::Admin(name))
+        };
+        revocation::revoke(&state, &serial, reason, &revoker, &request_id).await
+    }
+    .await;
+    let response = match result {
+        Ok((record, changed)) => (
+            StatusCode::OK,
+            Json(revocation::revocation_json(&record, changed)),
+        )
+            .into_response(),
+        Err(error) => {
+            let _ = state
+                .audit(json!({
+                    "type": "certificate.revocation_refused",
+                    "request_id": request_id,
+                    "serial": serial,
+                    "code": error.code_and_status().0,
+                    "reason": error.to_string(),
+                }))
+                .await;
+            error.into_response()
+        }
+    };
+    with_request_id(response, &request_id)
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+        })
+}
+
+async fn bulk_revoke(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let request_id = random_id(8).unwrap_or_default();
+    let result = async {
+        let name = admin(&state, &headers, "admin")?.to_owned();
+        let body: revocation::BulkBody = json_body(&headers, body, state.max_body_bytes)?;
+        revocation::bulk(&state, &name, body, &request_id).await
+    }
+    .await;
+    let response = match result {
+        Ok(value) => Json(value).into_response(),
+        Err(error) => {
+            let _ = state
+                .audit(json!({
+                    "type": "admin.refused",
+                    "action": "revocation.bulk",
+                    "request_id": request_id,
+                    "code": error.code_and_status().0,
+                    "reason": error.to_string(),
+                }))
+                .await;
+            error.into_response()
+        }
+    };
+    with_request_id(response, &request_id)
+}
+
+/// An HTTP date (RFC 9110 IMF-fixdate).
+fn http_date(time: time::OffsetDateTime) -> String {
+    let format = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    time.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
+}
+
+fn not_modified(headers: &HeaderMap, etag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"))
+}
+
+/// `Cache-Control`, `Expires`, `ETag`, `Last-Modified` for a signed object valid from
+/// `this_update` to `next_update`, cached at most `max_age` (RFC 5019 §6).
+fn caching_headers(
+    content_type: &'static str,
+    etag: &str,
+    this_update: time::OffsetDateTime,
+    next_update: time::OffsetDateTime,
+    max_age: time::Duration,
+) -> [(header::HeaderName, HeaderValue); 5] {
+    let now = time::OffsetDateTime::now_utc();
+    let age = (next_update - now).min(max_age).max(time::Duration::ZERO);
+    let value = |text: String| HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static(""));
+    [
+        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+        (
+            header::CACHE_CONTROL,
+            value(format!(
+                "public, max-age={}, no-transform, must-revalidate",
+                age.whole_seconds()
+            )),
+        ),
+        (header::EXPIRES, value(http_date(now + age))),
+        (header::ETAG, value(etag.to_owned())),
+        (header::LAST_MODIFIED, value(http_date(this_update))),
+    ]
+}
+
+async fn crl(
+    State(state): State<SharedState>,
+    Path(file): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let name = file
+        .strip_suffix(".crl")
+        .ok_or_else(|| ApiError::NotFound("CRLs are at /crl/{issuer}.crl".into()))?;
+    if !state.issuers.iter().any(|i| i.name == name) {
+        return Err(ApiError::NotFound(format!("no issuer {name:?}")));
+    }
+    let crl = state
+        .crls
+        .latest(name)
+        .ok_or_else(|| ApiError::IssuerUnavailable(format!("no CRL of {name} published yet")))?;
+    let etag = format!("\"crl-{}\"", crl.number);
+    let headers_out = caching_headers(
+        "application/pkix-crl",
+        &etag,
+        crl.this_update,
+        crl.next_update,
+        state.revocation.ocsp_max_age.0,
+    );
+    if not_modified(&headers, &etag) {
+        return Ok((StatusCode::NOT_MODIFIED, headers_out).into_response());
+    }
+    Ok((headers_out, crl.der.clone()).into_response())
+}
+
+fn ocsp_response(state: &AppState, reply: crate::ocsp::OcspReply, headers: &HeaderMap) -> Response {
+    use crate::ocsp::OcspReply;
+    match reply {
+        OcspReply::Answer(answer) => {
+            let headers_out = caching_headers(
+                "application/ocsp-response",
+                &answer.etag,
+                answer.this_update,
+                answer.next_update,
+                state.revocation.ocsp_max_age.0,
+            );
+            if not_modified(headers, &answer.etag) {
+                return (StatusCode::NOT_MODIFIED, headers_out).into_response();
+            }
+            (headers_out, answer.der.clone()).into_response()
+        }
+        other => (
+            [
+                (header::CONTENT_TYPE, "application/ocsp-response"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            other.body(),
+        )
+            .into_response(),
+    }
+}
+
+fn ocsp_error(status: carimbo_pki::OcspResponseStatus) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/ocsp-response"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        carimbo_pki::ocsp_error_response(status),
+    )
+        .into_response()
+}
+
+async fn ocsp_post(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let content_type_ok = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/ocsp-request"));
+    if !content_type_ok {
+        return ApiError::UnsupportedMediaTypeOf("application/ocsp-request").into_response();
+    }
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return ApiError::PayloadTooLarge(carimbo_pki::MAX_OCSP_REQUEST_BYTES).into_response();
+        }
+        Err(_) => return ocsp_error(carimbo_pki::OcspResponseStatus::MalformedRequest),
+    };
+    let reply = state.ocsp.answer(&state, &body).await;
+    ocsp_response(&state, reply, &headers)
+}
+
+async fn ocsp_get(
+    State(state): State<SharedState>,
+    Path(request): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    // RFC 6960 appendix A.1: base64 of the DER, URL-encoded (axum decoded the path).
+    let text = request.trim();
+    if text.len() > carimbo_pki::MAX_OCSP_REQUEST_BYTES * 2 {
+        return ocsp_error(carimbo_pki::OcspResponseStatus::MalformedRequest);
+    }
+    let der = [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(text).ok());
+    let Some(der) = der else {
+        return ocsp_error(carimbo_pki::OcspResponseStatus::MalformedRequest);
+    };
+    let reply = state.ocsp.answer(&state, &der).await;
+    ocsp_response(&state, reply, &headers)
 }

@@ -10,8 +10,10 @@ use carimbo_store::Store;
 use serde_json::Value;
 use time::OffsetDateTime;
 
-use crate::config::{LoadedConfig, ProfileSection};
+use crate::config::{LoadedConfig, ProfileSection, RevocationSection};
+use crate::crl::CrlService;
 use crate::keys::{KeyOpener, KeyReferenceFile};
+use crate::ocsp::OcspService;
 use crate::policy::Provisioner;
 use crate::{ApiError, ServerError};
 
@@ -34,6 +36,19 @@ pub struct Issuer {
     pub info: IssuerInfo,
     /// Its key.
     pub key: Arc<dyn SigningKey>,
+    /// The provider its key lives in (`pkcs11`, `file`); its OCSP responder keys are
+    /// made there too.
+    pub key_provider: String,
+}
+
+/// What a process serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Everything: the API, publication, CRL publishing, OCSP.
+    All,
+    /// Only the publication listener (OCSP, CRLs, caIssuers), for scaling OCSP apart
+    /// from issuance: no API listener, no CRL publishing.
+    Ocsp,
 }
 
 /// Where serial numbers come from: random by default; tests inject collisions.
@@ -86,6 +101,16 @@ pub struct AppState {
     pub serials: Arc<dyn SerialSource>,
     /// Time limit of a request.
     pub request_timeout: std::time::Duration,
+    /// Opens, generates and destroys keys.
+    pub keys: KeyOpener,
+    /// The OCSP responder.
+    pub ocsp: OcspService,
+    /// The CRL publisher and cache.
+    pub crls: Arc<CrlService>,
+    /// Revocation settings.
+    pub revocation: RevocationSection,
+    /// What this process serves.
+    pub role: Role,
 }
 
 /// SHA-256 of `bytes`.
@@ -182,6 +207,7 @@ impl AppState {
                 anchors,
                 info,
                 key,
+                key_provider: reference.provider.clone(),
             }));
         }
         let sections = &config.profiles;
@@ -216,7 +242,24 @@ impl AppState {
                 token_sha256: sha256(token.trim().as_bytes()),
             });
         }
+        let nonce = config
+            .issuers
+            .iter()
+            .map(|section| (section.name.clone(), section.ocsp_nonce))
+            .collect();
+        let revocation = config.revocation.clone();
+        let ocsp = OcspService::new(&issuers, &nonce, &revocation)?;
+        let crls = Arc::new(CrlService::new(
+            revocation.crl_validity.0,
+            revocation.crl_debounce.0,
+            revocation.crl_directory.as_ref().map(|p| loaded.resolve(p)),
+        ));
         Ok(Self {
+            keys: opener,
+            ocsp,
+            crls,
+            revocation,
+            role: Role::All,
             issuers,
             profiles,
             provisioners,

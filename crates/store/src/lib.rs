@@ -2,9 +2,12 @@
 //!
 //! The service (`carimbo-server`) codes against small traits, one per concern —
 //! [`CertificateStore`] (issuance intents and their completion), [`TokenStore`]
-//! (one-time bootstrap tokens, by hash), [`LineageStore`] and [`AuditStore`]
-//! (hash-chained audit events, one chain per replica) — gathered as [`Store`] so it can
-//! hold one `Arc<dyn Store>`. Handlers never see SQL.
+//! (one-time bootstrap tokens, by hash), [`LineageStore`], [`AuditStore`]
+//! (hash-chained audit events, one chain per replica) and [`RevocationStore`]
+//! (revocation in one transaction with its log, blocked keys and OCSP invalidation;
+//! CRL heads and published CRLs; stored OCSP answers, written only while the
+//! certificate's status is still the one they state; OCSP responders) — gathered as
+//! [`Store`] so it can hold one `Arc<dyn Store>`. Handlers never see SQL.
 //!
 //! Each database gets its own implementation with its own migrations rather than one
 //! implementation over sqlx's `Any` driver: every backend keeps its native types,
@@ -90,7 +93,10 @@ pub mod audit;
 
 pub use error::StoreError;
 pub use model::{
-    BootstrapToken, CertificateRecord, CertificateStatus, IssuanceIntent, Lineage, StoredAuditEvent,
+    BootstrapToken, CertificateFilter, CertificateRecord, CertificateStatus, CrlHead,
+    DueOcspResponse, IssuanceIntent, Lineage, OcspCertStatus, OcspResponderRecord,
+    RevocationLogEntry, RevocationOutcome, RevokedEntry, StoredAuditEvent, StoredCrl,
+    StoredOcspResponse,
 };
 pub use sqlite::{SqliteOptions, SqliteStore};
-pub use traits::{AuditStore, CertificateStore, LineageStore, Store, TokenStore};
+pub use traits::{AuditStore, CertificateStore, LineageStore, RevocationStore, Store, TokenStore};

@@ -174,3 +174,209 @@ pub struct StoredAuditEvent {
     /// When it was appended.
     pub recorded_at: OffsetDateTime,
 }
+
+/// What [`revoke`](crate::RevocationStore::revoke) did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevocationOutcome {
+    /// The certificate's record after the call (status revoked).
+    pub record: CertificateRecord,
+    /// Whether anything was written: `false` when it was already revoked and nothing
+    /// changed.
+    pub changed: bool,
+    /// The `revocation_log` row written, when `changed`.
+    pub log_id: Option<u64>,
+}
+
+/// Which issued certificates to find (for example to revoke them together). Every field
+/// given must match. A filter that selects nothing by itself — every field `None`, or
+/// only [`unexpired_at`](Self::unexpired_at) — is refused, so nobody revokes
+/// everything by accident.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CertificateFilter {
+    /// Issuer name.
+    pub issuer: Option<String>,
+    /// Provisioner that authenticated the request.
+    pub provisioner: Option<String>,
+    /// One of the subject alternative names, exactly as stored.
+    pub san: Option<String>,
+    /// Lowercase hex SHA-256 of the subject's DER `SubjectPublicKeyInfo`.
+    pub subject_key_sha256: Option<String>,
+    /// Lineage id.
+    pub lineage: Option<String>,
+    /// Issued at or after this time.
+    pub issued_from: Option<OffsetDateTime>,
+    /// Issued before this time.
+    pub issued_until: Option<OffsetDateTime>,
+    /// Still valid at this time (`not_after` after it).
+    pub unexpired_at: Option<OffsetDateTime>,
+    /// Most records returned, 1 to 100 000 (the default 0 is refused).
+    pub limit: u32,
+}
+
+/// One revoked certificate, as a CRL lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevokedEntry {
+    /// Serial number, lowercase hex.
+    pub serial: String,
+    /// When it was revoked.
+    pub revoked_at: OffsetDateTime,
+    /// RFC 5280 CRLReason code.
+    pub reason: u8,
+}
+
+/// An issuer's CRL state: its last published CRL and whether revocations came since.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CrlHead {
+    /// Issuer name.
+    pub issuer: String,
+    /// Number of the last published CRL; 0 before the first.
+    pub last_number: u64,
+    /// thisUpdate of the last published CRL; the epoch before the first.
+    pub last_this_update: OffsetDateTime,
+    /// nextUpdate of the last published CRL; the epoch before the first.
+    pub last_next_update: OffsetDateTime,
+    /// The last revocation log id that touched this issuer (0 if none).
+    pub revision: u64,
+    /// The revision the last published CRL was built from.
+    pub published_revision: u64,
+}
+
+impl CrlHead {
+    /// Whether revocations came after the last published CRL was built.
+    pub fn is_dirty(&self) -> bool {
+        self.revision > self.published_revision
+    }
+}
+
+/// A signed CRL, as published.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredCrl {
+    /// Issuer name.
+    pub issuer: String,
+    /// CRL number, from 1, strictly increasing per issuer.
+    pub number: u64,
+    /// thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// nextUpdate; after `this_update`.
+    pub next_update: OffsetDateTime,
+    /// The signed CRL (DER).
+    pub der: Vec<u8>,
+    /// Number of revoked certificates it lists.
+    pub entries: u64,
+    /// When it was published.
+    pub published_at: OffsetDateTime,
+}
+
+/// The certificate status an OCSP answer states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OcspCertStatus {
+    /// Issued and not revoked.
+    Good,
+    /// Revoked.
+    Revoked,
+}
+
+impl OcspCertStatus {
+    /// The stored spelling: `good` or `revoked`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Good => "good",
+            Self::Revoked => "revoked",
+        }
+    }
+}
+
+impl fmt::Display for OcspCertStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OcspCertStatus {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        match s {
+            "good" => Ok(Self::Good),
+            "revoked" => Ok(Self::Revoked),
+            _ => Err(StoreError::Corrupt(format!("unknown OCSP status {s:?}"))),
+        }
+    }
+}
+
+/// A signed OCSP answer kept for a certificate (at most one per serial).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredOcspResponse {
+    /// Serial of the certificate it is about, lowercase hex.
+    pub serial: String,
+    /// Issuer of that certificate.
+    pub issuer: String,
+    /// The hash algorithm of the CertID it names: `sha1`, `sha256`, `sha384` or
+    /// `sha512` (one stored answer per serial and hash).
+    pub cert_id_hash: String,
+    /// The status it states.
+    pub cert_status: OcspCertStatus,
+    /// The RFC 5280 CRLReason a revoked answer states, `None` when it states none (and
+    /// for good answers).
+    pub revocation_reason: Option<u8>,
+    /// thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// nextUpdate; after `this_update`.
+    pub next_update: OffsetDateTime,
+    /// The signed answer (DER `OCSPResponse`).
+    pub der: Vec<u8>,
+    /// Serial of the certificate that signed it (responder or issuer), lowercase hex.
+    pub responder: String,
+    /// When it was stored.
+    pub stored_at: OffsetDateTime,
+}
+
+/// A stored OCSP answer due for re-signing, or (with `include_missing`) an issued
+/// certificate without one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DueOcspResponse {
+    /// Serial of the certificate.
+    pub serial: String,
+    /// Its issuer.
+    pub issuer: String,
+    /// The CertID hash of the stored answer; `None` for a certificate without answers.
+    pub cert_id_hash: Option<String>,
+}
+
+/// One row of the revocation log: a revocation or a reason change.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RevocationLogEntry {
+    /// Position in the log, from 1, increasing in commit order.
+    pub id: u64,
+    /// Serial of the revoked certificate.
+    pub serial: String,
+    /// Its issuer.
+    pub issuer: String,
+    /// RFC 5280 CRLReason code.
+    pub reason: u8,
+    /// When the certificate was revoked (kept when only the reason changed).
+    pub revoked_at: OffsetDateTime,
+}
+
+/// A delegated OCSP responder: its certificate and where its signing key is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OcspResponderRecord {
+    /// Serial of the responder certificate, lowercase hex.
+    pub serial: String,
+    /// Issuer that certified it (and whose certificates it answers for).
+    pub issuer: String,
+    /// Reference of its signing key in the KMS; never key material.
+    pub key_reference: String,
+    /// Signature algorithm name.
+    pub algorithm: String,
+    /// The responder certificate (DER).
+    pub certificate: Vec<u8>,
+    /// Start of validity.
+    pub not_before: OffsetDateTime,
+    /// End of validity; after `not_before`.
+    pub not_after: OffsetDateTime,
+    /// When it was recorded.
+    pub created_at: OffsetDateTime,
+    /// When its key was destroyed, if it was.
+    pub key_destroyed_at: Option<OffsetDateTime>,
+}

@@ -38,6 +38,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "keyring",
         include_str!("../../../migrations/sqlite/0002_keyring.sql"),
     ),
+    (
+        3,
+        "revocation",
+        include_str!("../../../migrations/sqlite/0003_revocation.sql"),
+    ),
 ];
 
 /// How long an operation waits for a pooled connection (writes queue for the single
@@ -525,44 +530,6 @@ impl CertificateStore for SqliteStore {
         }
     }
 
-    async fn mark_revoked(
-        &self,
-        serial: &str,
-        reason: u8,
-        revoked_at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        if reason > 10 || reason == 7 {
-            return Err(StoreError::Invalid(format!(
-                "revocation reason {reason} is not an RFC 5280 code"
-            )));
-        }
-        let serial = serial.to_ascii_lowercase();
-        let updated = sqlx::query(
-            "UPDATE certificates SET status = 'revoked', revoked_at = ?, revocation_reason = ? \
-             WHERE serial = ? AND status = 'issued'",
-        )
-        .bind(revoked_at.unix_timestamp())
-        .bind(i64::from(reason))
-        .bind(&serial)
-        .execute(&self.writer)
-        .await?
-        .rows_affected();
-        if updated == 1 {
-            return Ok(());
-        }
-        let row = sqlx::query("SELECT status FROM certificates WHERE serial = ?")
-            .bind(&serial)
-            .fetch_optional(&self.writer)
-            .await?
-            .ok_or(StoreError::NotFound)?;
-        match column::<String>(&row, "status")?.parse()? {
-            CertificateStatus::Revoked => Ok(()),
-            status => Err(StoreError::Conflict(format!(
-                "certificate {serial} is {status}, not issued"
-            ))),
-        }
-    }
-
     async fn certificate(&self, serial: &str) -> Result<Option<CertificateRecord>, StoreError> {
         sqlx::query(
             "SELECT serial, issuer, profile, provisioner, lineage, requester, sans, \
@@ -851,6 +818,8 @@ impl AuditStore for SqliteStore {
         }
     }
 }
+
+mod revocation;
 
 #[cfg(test)]
 mod tests;

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::{
-    BootstrapToken, CertificateRecord, IssuanceIntent, Lineage, StoreError, StoredAuditEvent,
+    BootstrapToken, CertificateFilter, CertificateRecord, CrlHead, DueOcspResponse, IssuanceIntent,
+    Lineage, OcspResponderRecord, RevocationLogEntry, RevocationOutcome, RevokedEntry, StoreError,
+    StoredAuditEvent, StoredCrl, StoredOcspResponse,
 };
 
 /// Certificates through issuance: intent before signing, then completion or failure.
@@ -39,17 +41,6 @@ pub trait CertificateStore: Send + Sync + fmt::Debug {
 
     /// The record of `serial` (any status), if there is one.
     async fn certificate(&self, serial: &str) -> Result<Option<CertificateRecord>, StoreError>;
-
-    /// Marks an issued certificate revoked with an RFC 5280 reason code (0–10, not 7).
-    /// Revoking a revoked certificate again keeps the first revocation and returns
-    /// `Ok`; NotFound if no such serial; Conflict if it was never issued. (Revocation
-    /// proper — OCSP answers in the same transaction, CRL shards — builds on this.)
-    async fn mark_revoked(
-        &self,
-        serial: &str,
-        reason: u8,
-        revoked_at: OffsetDateTime,
-    ) -> Result<(), StoreError>;
 
     /// Intents still pending, oldest first: after a crash between intent and completion,
     /// the service reconciles them at start (nothing was returned to a caller for them).
@@ -119,7 +110,182 @@ pub trait AuditStore: Send + Sync + fmt::Debug {
     async fn verify_audit_chain(&self, chain: &str) -> Result<Option<u64>, StoreError>;
 }
 
-/// Everything the service needs, as one object (`Arc<dyn Store>`).
-pub trait Store: CertificateStore + TokenStore + LineageStore + AuditStore {}
+/// Revocation, and what is published from it: CRLs and OCSP answers.
+///
+/// Serials given as arguments may use either case of hex digits; anything else is
+/// [`StoreError::Invalid`]. Serials inside records to insert must be lowercase hex.
+#[async_trait]
+pub trait RevocationStore: Send + Sync + fmt::Debug {
+    /// Revokes `serial` with an RFC 5280 reason code, in one `BEGIN IMMEDIATE`
+    /// transaction: the certificate goes from issued to revoked (`reason`,
+    /// `revoked_at`); its stored OCSP answer is deleted (only fresh signing, which reads
+    /// the revoked status, may answer afterwards); a `revocation_log` row is appended;
+    /// the issuer's CRL head gets `revision` = that log id (the head is created, with
+    /// CRL number 0, if absent); for reason 1 (keyCompromise) the subject key is
+    /// blocked.
+    ///
+    /// Revoking a revoked certificate changes nothing (`changed == false`, no log id),
+    /// except that keyCompromise for a certificate revoked for another reason replaces
+    /// the reason (keeping `revoked_at`), blocks the key, deletes the OCSP answer, logs
+    /// and bumps the revision (`changed == true`).
+    ///
+    /// Errors: [`StoreError::NotFound`] if there is no such serial;
+    /// [`StoreError::Conflict`] if it is pending or failed (never issued);
+    /// [`StoreError::Invalid`] for a reason outside 0–10, 7 (unused) or 8
+    /// (removeFromCRL, for delta CRLs only), or a malformed serial.
+    async fn revoke(
+        &self,
+        serial: &str,
+        reason: u8,
+        revoked_at: OffsetDateTime,
+    ) -> Result<RevocationOutcome, StoreError>;
 
-impl<T: CertificateStore + TokenStore + LineageStore + AuditStore> Store for T {}
+    /// Issued (not revoked) certificates matching every field given in `filter`, oldest
+    /// first (by issue time), at most `filter.limit`.
+    ///
+    /// Errors: [`StoreError::Invalid`] if the filter selects nothing by itself (every
+    /// field `None`, or only `unexpired_at`), if the limit is not in 1..=100 000, or if
+    /// the subject key hash is not 64 hex digits.
+    async fn find_certificates(
+        &self,
+        filter: &CertificateFilter,
+    ) -> Result<Vec<CertificateRecord>, StoreError>;
+
+    /// Whether a certificate for this subject key (hex SHA-256 of its DER
+    /// `SubjectPublicKeyInfo`) was revoked for keyCompromise.
+    ///
+    /// Errors: [`StoreError::Invalid`] if it is not 64 hex digits.
+    async fn is_key_blocked(&self, subject_key_sha256: &str) -> Result<bool, StoreError>;
+
+    /// Up to `limit` revocation log rows with an id above `after_id`, in id (commit)
+    /// order. Replicas poll this to drop cached OCSP answers.
+    ///
+    /// Errors: database failures only.
+    async fn revocations_after(
+        &self,
+        after_id: u64,
+        limit: u32,
+    ) -> Result<Vec<RevocationLogEntry>, StoreError>;
+
+    /// Highest revocation_log id (0 if none).
+    ///
+    /// Errors: database failures only.
+    async fn last_revocation_id(&self) -> Result<u64, StoreError>;
+
+    /// The CRL head of `issuer`, if it has one (it appears with its first revocation or
+    /// its first published CRL).
+    ///
+    /// Errors: database failures only.
+    async fn crl_head(&self, issuer: &str) -> Result<Option<CrlHead>, StoreError>;
+
+    /// Revoked certificates of `issuer` with `not_after >= expired_after`, ordered by
+    /// serial (as text), read in one read transaction together with the issuer's
+    /// current revision (0 without a head); returns `(revision, entries)`.
+    ///
+    /// RFC 5280 §3.3: an entry stays on the CRL until one CRL has been issued after the
+    /// certificate expired, so the caller passes the previous CRL's thisUpdate
+    /// ([`CrlHead::last_this_update`], the epoch before the first CRL). One query over
+    /// the `(issuer, status, not_after)` index, decoded row by row: it scales to
+    /// millions of entries with memory for the result only. Pass the revision to
+    /// [`publish_crl`](Self::publish_crl).
+    ///
+    /// Errors: database failures only.
+    async fn revoked_for_crl(
+        &self,
+        issuer: &str,
+        expired_after: OffsetDateTime,
+    ) -> Result<(u64, Vec<RevokedEntry>), StoreError>;
+
+    /// Publishes a signed CRL in one `BEGIN IMMEDIATE` transaction: the head's
+    /// `last_number` must be `crl.number - 1` (no head counts as 0); the `crls` row is
+    /// inserted; the head gets `last_number`, `last_this_update`, `last_next_update`
+    /// and `published_revision = revision` (the revision the entries were read at, from
+    /// [`revoked_for_crl`](Self::revoked_for_crl)). Numbers therefore strictly increase
+    /// in commit order, and a CRL built from older data than the last one is refused.
+    ///
+    /// Errors: [`StoreError::Conflict`] if another publisher won (the number is not the
+    /// next one, or `revision` is older than the head's `published_revision`): the
+    /// caller reads again and rebuilds; [`StoreError::Invalid`] for an empty issuer or
+    /// DER, number 0, `next_update <= this_update`, or a revision the issuer never had.
+    async fn publish_crl(&self, crl: &StoredCrl, revision: u64) -> Result<(), StoreError>;
+
+    /// The CRL of `issuer` with the highest number, if any was published.
+    ///
+    /// Errors: database failures only.
+    async fn latest_crl(&self, issuer: &str) -> Result<Option<StoredCrl>, StoreError>;
+
+    /// Every issuer's CRL head, by issuer name; the caller decides which need a new CRL
+    /// ([`CrlHead::is_dirty`], or `last_next_update` near).
+    ///
+    /// Errors: database failures only.
+    async fn crl_heads(&self) -> Result<Vec<CrlHead>, StoreError>;
+
+    /// The stored OCSP answer for `serial` whose CertID uses `cert_id_hash` (`sha1`,
+    /// `sha256`, ...), if any.
+    ///
+    /// Errors: [`StoreError::Invalid`] for a malformed serial.
+    async fn ocsp_response(
+        &self,
+        serial: &str,
+        cert_id_hash: &str,
+    ) -> Result<Option<StoredOcspResponse>, StoreError>;
+
+    /// Stores (inserts or replaces) an answer, only if — checked inside the same write
+    /// transaction — the certificate's status is still the one the answer states
+    /// (issued for Good, revoked for Revoked, with the current reason) and the stored
+    /// answer for the same serial and CertID hash, if any, has an older or equal
+    /// `this_update`. Returns `Ok(false)`, writing nothing, otherwise.
+    /// This conditional write is what stops a `good` signed just before a revocation
+    /// from being stored after it.
+    ///
+    /// Errors: [`StoreError::NotFound`] if there is no such certificate;
+    /// [`StoreError::Conflict`] if its issuer is not the answer's;
+    /// [`StoreError::Invalid`] for a malformed serial or responder serial, an empty
+    /// DER or `next_update <= this_update`.
+    async fn store_ocsp_response(&self, response: &StoredOcspResponse) -> Result<bool, StoreError>;
+
+    /// Stored answers due for refresh — half their validity has
+    /// passed (`this_update + (next_update - this_update) / 2 <= now`) — whose
+    /// certificate has `not_after > now`, longest due first; then, only when
+    /// `include_missing`, issued unexpired certificates without a stored answer, oldest
+    /// issued first. At most `limit` in all.
+    ///
+    /// Errors: database failures only.
+    async fn ocsp_responses_due(
+        &self,
+        now: OffsetDateTime,
+        include_missing: bool,
+        limit: u32,
+    ) -> Result<Vec<DueOcspResponse>, StoreError>;
+
+    /// Records a delegated OCSP responder.
+    ///
+    /// Errors: [`StoreError::Conflict`] if its serial is recorded;
+    /// [`StoreError::Invalid`] for a serial that is not lowercase hex, an empty
+    /// issuer, key reference, algorithm or certificate, or `not_after <= not_before`.
+    async fn insert_ocsp_responder(&self, record: &OcspResponderRecord) -> Result<(), StoreError>;
+
+    /// Responders of `issuer`, newest not_after first.
+    ///
+    /// Errors: database failures only.
+    async fn ocsp_responders(&self, issuer: &str) -> Result<Vec<OcspResponderRecord>, StoreError>;
+
+    /// Records that the responder's signing key was destroyed. Repeating it is `Ok` and
+    /// keeps the first time.
+    ///
+    /// Errors: [`StoreError::NotFound`] if no responder has this serial;
+    /// [`StoreError::Invalid`] for a malformed serial.
+    async fn mark_responder_key_destroyed(
+        &self,
+        serial: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+}
+
+/// Everything the service needs, as one object (`Arc<dyn Store>`).
+pub trait Store:
+    CertificateStore + TokenStore + LineageStore + AuditStore + RevocationStore
+{
+}
+
+impl<T: CertificateStore + TokenStore + LineageStore + AuditStore + RevocationStore> Store for T {}

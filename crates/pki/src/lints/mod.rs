@@ -5,8 +5,9 @@
 //! [`lint_certificate`] (CA certificates), [`lint_leaf`] (end-entity certificates) and
 //! [`lint_crl`] run every lint on any DER input, so that the same checks serve
 //! lint-before-sign and the re-check of finished artifacts. Certificate lints come in
-//! three lists: those for every certificate, those for CA certificates and those for
-//! leaves.
+//! four lists: those for every certificate, those for CA certificates, those for
+//! leaves and those for delegated OCSP responders ([`lint_ocsp_responder`], which also
+//! runs two CA lints: the named subject and the key).
 
 use std::fmt;
 
@@ -78,6 +79,12 @@ mod e_name_constraints_dns_syntax;
 mod e_name_constraints_not_empty;
 mod e_name_constraints_subtree_bounds;
 mod e_name_constraints_uri_host_syntax;
+mod e_ocsp_responder_eku_ocsp_signing;
+mod e_ocsp_responder_extensions_allowed;
+mod e_ocsp_responder_key_usage_digital_signature;
+mod e_ocsp_responder_nocheck_present;
+mod e_ocsp_responder_not_ca;
+mod e_ocsp_responder_validity_max_30_days;
 mod e_root_no_extended_key_usage;
 mod e_root_self_issued;
 mod e_root_validity_max_25_years;
@@ -159,17 +166,18 @@ pub struct LintInfo {
     pub citation: &'static str,
     /// What it checks.
     pub description: &'static str,
-    /// `certificate` (every certificate), `CA certificate`, `leaf certificate` or
-    /// `crl`.
+    /// `certificate` (every certificate), `CA certificate`, `leaf certificate`,
+    /// `OCSP responder certificate` or `crl`.
     pub applies_to: &'static str,
 }
 
-/// What a certificate is linted as: a CA certificate of a [`CertificateProfile`] or a
-/// leaf of a [`LeafProfile`].
+/// What a certificate is linted as: a CA certificate of a [`CertificateProfile`], a
+/// leaf of a [`LeafProfile`] or a delegated OCSP responder.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Target {
     Ca(CertificateProfile),
     Leaf(LeafProfile),
+    Responder,
 }
 
 impl Target {
@@ -182,7 +190,7 @@ impl Target {
     pub(crate) fn usage(&self) -> Option<IntermediateUsage> {
         match self {
             Self::Ca(profile) => profile.usage(),
-            Self::Leaf(_) => None,
+            Self::Leaf(_) | Self::Responder => None,
         }
     }
 
@@ -190,7 +198,7 @@ impl Target {
     pub(crate) fn path_len(&self) -> Option<u8> {
         match self {
             Self::Ca(profile) => profile.path_len(),
-            Self::Leaf(_) => None,
+            Self::Leaf(_) | Self::Responder => None,
         }
     }
 
@@ -198,7 +206,7 @@ impl Target {
     pub(crate) fn leaf(&self) -> Option<&LeafProfile> {
         match self {
             Self::Leaf(profile) => Some(profile),
-            Self::Ca(_) => None,
+            Self::Ca(_) | Self::Responder => None,
         }
     }
 }
@@ -315,6 +323,19 @@ const LEAF_LINTS: &[CertificateLint] = &[
     w_leaf_revocation_pointers_absent::LINT,
 ];
 
+/// Lints for delegated OCSP responder certificates. The two CA lints come first: a
+/// responder has a named subject and a key Carimbo signs with.
+const RESPONDER_LINTS: &[CertificateLint] = &[
+    e_subject_common_name_present::LINT,
+    e_subject_public_key_allowed::LINT,
+    e_ocsp_responder_validity_max_30_days::LINT,
+    e_ocsp_responder_not_ca::LINT,
+    e_ocsp_responder_key_usage_digital_signature::LINT,
+    e_ocsp_responder_eku_ocsp_signing::LINT,
+    e_ocsp_responder_nocheck_present::LINT,
+    e_ocsp_responder_extensions_allowed::LINT,
+];
+
 const CRL_LINTS: &[CrlLint] = &[
     e_crl_version_v2::LINT,
     e_crl_signature_algorithm_mismatch::LINT,
@@ -337,7 +358,8 @@ const CRL_LINTS: &[CrlLint] = &[
 const CERTIFICATE_PARSE: &str = "e_certificate_parse";
 const CRL_PARSE: &str = "e_crl_parse";
 
-/// Every lint this crate runs, certificates first.
+/// Every lint this crate runs, certificates first. A lint that runs on several kinds
+/// of certificate is listed once, with the first kind it was written for.
 pub fn lint_catalog() -> Vec<LintInfo> {
     let mut catalog = vec![LintInfo {
         name: CERTIFICATE_PARSE,
@@ -350,14 +372,20 @@ pub fn lint_catalog() -> Vec<LintInfo> {
         (COMMON_LINTS, "certificate"),
         (CA_LINTS, "CA certificate"),
         (LEAF_LINTS, "leaf certificate"),
+        (RESPONDER_LINTS, "OCSP responder certificate"),
     ] {
-        catalog.extend(lints.iter().map(|lint| LintInfo {
-            name: lint.name,
-            severity: lint.severity,
-            citation: lint.citation,
-            description: lint.description,
-            applies_to,
-        }));
+        for lint in lints {
+            if catalog.iter().any(|listed| listed.name == lint.name) {
+                continue;
+            }
+            catalog.push(LintInfo {
+                name: lint.name,
+                severity: lint.severity,
+                citation: lint.citation,
+                description: lint.description,
+                applies_to,
+            });
+        }
     }
     catalog.push(LintInfo {
         name: CRL_PARSE,
@@ -401,6 +429,14 @@ pub fn lint_leaf(
     lint_target(der, Target::Leaf(*profile), issuer, now)
 }
 
+/// Runs the lints for delegated OCSP responder certificates on `der`, a responder
+/// certificate issued by `issuer`, as of `now`: the lints for every certificate, the
+/// CA subject and key lints, and the `e_ocsp_responder_*` lints. Findings come in lint
+/// order.
+pub fn lint_ocsp_responder(der: &[u8], issuer: &IssuerInfo, now: OffsetDateTime) -> Vec<Finding> {
+    lint_target(der, Target::Responder, issuer, now)
+}
+
 /// Runs the common lints and those of `target`'s kind.
 pub(crate) fn lint_target(
     der: &[u8],
@@ -435,6 +471,7 @@ pub(crate) fn lint_target(
     let specific = match target {
         Target::Ca(_) => CA_LINTS,
         Target::Leaf(_) => LEAF_LINTS,
+        Target::Responder => RESPONDER_LINTS,
     };
     COMMON_LINTS
         .iter()

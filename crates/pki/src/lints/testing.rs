@@ -12,12 +12,13 @@ use crate::crl::{build_lint_crl, crl_params, issuing_distribution_point_extensio
 use crate::der::{self, TAG_SEQUENCE, context_constructed};
 use crate::leaf::{EMPTY_NAME, leaf_params};
 use crate::raw::{RawCertificate, RawCrl, Signed, assemble};
+use crate::responder::responder_params;
 use crate::throwaway::ThrowawayKey;
 use crate::{
     CertificateProfile, CertificateTemplate, CrlKind, CrlTemplate, DistinguishedName, DnAttribute,
-    IntermediateUsage, IssuerInfo, LeafKind, LeafProfile, LeafTemplate, RevocationReason,
-    RevokedCertificate, SerialNumber, SubjectAltName, prepare_certificate, prepare_crl,
-    prepare_leaf,
+    IntermediateUsage, IssuerInfo, LeafKind, LeafProfile, LeafTemplate, ResponderTemplate,
+    RevocationReason, RevokedCertificate, SerialNumber, SubjectAltName, prepare_certificate,
+    prepare_crl, prepare_leaf, prepare_ocsp_responder,
 };
 
 /// The time every lint test runs at.
@@ -510,4 +511,53 @@ pub(crate) fn bad_leaf(kind: LeafKind, mutate: impl FnOnce(&mut rcgen::Certifica
 /// An IA5String for rcgen SANs.
 pub(crate) fn ia5(text: &str) -> rcgen::string::Ia5String {
     rcgen::string::Ia5String::try_from(text).unwrap()
+}
+
+// ---- OCSP responders ----
+
+/// A good responder template for the subject key `spki`, issued at [`LEAF_NOW`] for
+/// the longest allowed validity.
+pub(crate) fn responder_template(spki: &[u8]) -> ResponderTemplate {
+    ResponderTemplate {
+        serial: SerialNumber::random().unwrap(),
+        subject: name("Carimbo Test Issuing CA OCSP responder"),
+        subject_public_key_info: spki.to_vec(),
+        not_before: LEAF_NOW,
+        not_after: LEAF_NOW + crate::RESPONDER_MAX_VALIDITY,
+    }
+}
+
+/// A good responder (lint certificate) issued by the server intermediate.
+pub(crate) fn responder_case() -> Case {
+    let issuer = intermediate_issuer(IntermediateUsage::Server);
+    let template = responder_template(key().spki());
+    let prepared = prepare_ocsp_responder(&template, &issuer, LEAF_NOW)
+        .unwrap_or_else(|e| panic!("a good responder was refused: {e}"));
+    Case {
+        der: prepared.lint_certificate_der().to_vec(),
+        profile: Target::Responder,
+        issuer,
+    }
+}
+
+/// A responder built with `mutate` applied to its rcgen parameters, without any lint.
+pub(crate) fn bad_responder(mutate: impl FnOnce(&mut rcgen::CertificateParams)) -> Case {
+    let issuer = intermediate_issuer(IntermediateUsage::Server);
+    let template = responder_template(key().spki());
+    let mut params = responder_params(&template).unwrap();
+    mutate(&mut params);
+    let key = ThrowawayKey::generate(issuer.algorithm()).unwrap();
+    let der = build_lint_certificate(
+        &params,
+        &template.subject.to_der(),
+        &template.subject_public_key_info,
+        &issuer,
+        &key,
+    )
+    .unwrap();
+    Case {
+        der,
+        profile: Target::Responder,
+        issuer,
+    }
 }

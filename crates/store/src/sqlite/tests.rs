@@ -12,9 +12,9 @@ use time::macros::datetime;
 use super::*;
 use crate::Store;
 
-const NOW: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
+pub(super) const NOW: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
 
-async fn open_temp() -> (TempDir, SqliteStore) {
+pub(super) async fn open_temp() -> (TempDir, SqliteStore) {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("carimbo.db"))
         .await
@@ -22,7 +22,7 @@ async fn open_temp() -> (TempDir, SqliteStore) {
     (dir, store)
 }
 
-fn lineage(id: &str) -> Lineage {
+pub(super) fn lineage(id: &str) -> Lineage {
     Lineage {
         id: id.into(),
         provisioner: "tokens".into(),
@@ -31,7 +31,7 @@ fn lineage(id: &str) -> Lineage {
     }
 }
 
-fn intent(serial: &str) -> IssuanceIntent {
+pub(super) fn intent(serial: &str) -> IssuanceIntent {
     IssuanceIntent {
         serial: serial.into(),
         issuer: "int-server".into(),
@@ -50,7 +50,7 @@ fn intent(serial: &str) -> IssuanceIntent {
 }
 
 /// A store with lineage-1 created.
-async fn open_with_lineage() -> (TempDir, SqliteStore) {
+pub(super) async fn open_with_lineage() -> (TempDir, SqliteStore) {
     let (dir, store) = open_temp().await;
     store.create_lineage(&lineage("lineage-1")).await.unwrap();
     (dir, store)

@@ -1,0 +1,1134 @@
+//! Revocation, CRL and OCSP storage, against real SQLite files in temporary directories.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use time::{Duration, OffsetDateTime};
+
+use super::super::tests::{NOW, intent, lineage, open_temp, open_with_lineage};
+use super::*;
+use crate::{CertificateStore, IssuanceIntent, LineageStore, Store};
+
+const DER: &[u8] = b"certificate DER";
+
+/// Records and completes `intent`, issued at its `created_at`.
+async fn issue(store: &SqliteStore, intent: &IssuanceIntent) {
+    store.record_intent(intent).await.unwrap();
+    store
+        .complete_issuance(&intent.serial, DER, intent.created_at)
+        .await
+        .unwrap();
+}
+
+/// A store with lineage-1 and certificate `0a` (issuer int-server) issued at NOW.
+async fn open_with_issued() -> (tempfile::TempDir, SqliteStore) {
+    let (dir, store) = open_with_lineage().await;
+    issue(&store, &intent("0a")).await;
+    (dir, store)
+}
+
+fn answer(serial: &str, status: OcspCertStatus, this_update: OffsetDateTime) -> StoredOcspResponse {
+    StoredOcspResponse {
+        serial: serial.into(),
+        issuer: "int-server".into(),
+        cert_id_hash: "sha1".into(),
+        cert_status: status,
+        revocation_reason: None,
+        this_update,
+        next_update: this_update + Duration::hours(4),
+        der: vec![0x30, 0x03, 0x0a, 0x01, 0x00],
+        responder: "5e".into(),
+        stored_at: this_update,
+    }
+}
+
+fn crl(issuer: &str, number: u64, this_update: OffsetDateTime) -> StoredCrl {
+    StoredCrl {
+        issuer: issuer.into(),
+        number,
+        this_update,
+        next_update: this_update + Duration::hours(24),
+        der: vec![0x30, 0x01, u8::try_from(number % 256).unwrap()],
+        entries: number,
+        published_at: this_update,
+    }
+}
+
+fn responder(serial: &str, not_after: OffsetDateTime) -> OcspResponderRecord {
+    OcspResponderRecord {
+        serial: serial.into(),
+        issuer: "int-server".into(),
+        key_reference: format!("kms:ocsp-{serial}/1"),
+        algorithm: "ecdsa-p256-sha256".into(),
+        certificate: vec![0x30, 0x82, 0x01],
+        not_before: NOW,
+        not_after,
+        created_at: NOW,
+        key_destroyed_at: None,
+    }
+}
+
+async fn revocation_log_rows(store: &SqliteStore) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM revocation_log")
+        .fetch_one(&store.reader)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn revoking_changes_status_logs_bumps_the_head_and_drops_the_ocsp_answer() {
+    let (_dir, store) = open_with_issued().await;
+    assert!(
+        store
+            .store_ocsp_response(&answer("0a", OcspCertStatus::Good, NOW))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.last_revocation_id().await.unwrap(), 0);
+    assert_eq!(store.crl_head("int-server").await.unwrap(), None);
+
+    let revoked_at = NOW + Duration::hours(1);
+    // Either case of hex digits names the serial.
+    let outcome = store.revoke("0A", 4, revoked_at).await.unwrap();
+    assert!(outcome.changed);
+    assert_eq!(outcome.log_id, Some(1));
+    assert_eq!(outcome.record.status, CertificateStatus::Revoked);
+    assert_eq!(outcome.record.revoked_at, Some(revoked_at));
+    assert_eq!(outcome.record.revocation_reason, Some(4));
+    assert_eq!(store.certificate("0a").await.unwrap(), Some(outcome.record));
+    assert_eq!(store.ocsp_response("0a", "sha1").await.unwrap(), None);
+    assert!(!store.is_key_blocked(&"ab".repeat(32)).await.unwrap());
+
+    let head = store.crl_head("int-server").await.unwrap().unwrap();
+    assert_eq!(
+        head,
+        CrlHead {
+            issuer: "int-server".into(),
+            last_number: 0,
+            last_this_update: OffsetDateTime::UNIX_EPOCH,
+            last_next_update: OffsetDateTime::UNIX_EPOCH,
+            revision: 1,
+            published_revision: 0,
+        }
+    );
+    assert!(head.is_dirty());
+    assert_eq!(
+        store.revocations_after(0, 10).await.unwrap(),
+        vec![RevocationLogEntry {
+            id: 1,
+            serial: "0a".into(),
+            issuer: "int-server".into(),
+            reason: 4,
+            revoked_at,
+        }]
+    );
+    assert_eq!(store.count_by_status().await.unwrap()["revoked"], 1);
+}
+
+#[tokio::test]
+async fn revoking_again_changes_nothing_except_an_upgrade_to_key_compromise() {
+    let (_dir, store) = open_with_issued().await;
+    let revoked_at = NOW + Duration::hours(1);
+    let first = store.revoke("0a", 4, revoked_at).await.unwrap();
+
+    // Same or another reason (not keyCompromise): the first revocation stands.
+    for reason in [4, 0, 3, 6] {
+        let again = store
+            .revoke("0a", reason, revoked_at + Duration::hours(2))
+            .await
+            .unwrap();
+        assert!(!again.changed, "reason {reason}");
+        assert_eq!(again.log_id, None);
+        assert_eq!(again.record, first.record);
+    }
+    assert_eq!(store.last_revocation_id().await.unwrap(), 1);
+
+    // A revoked answer was stored meanwhile; the upgrade drops it too.
+    assert!(
+        store
+            .store_ocsp_response(&StoredOcspResponse {
+                revocation_reason: Some(4),
+                ..answer("0a", OcspCertStatus::Revoked, revoked_at)
+            })
+            .await
+            .unwrap()
+    );
+    let upgraded = store
+        .revoke("0a", 1, revoked_at + Duration::hours(3))
+        .await
+        .unwrap();
+    assert!(upgraded.changed);
+    assert_eq!(upgraded.log_id, Some(2));
+    assert_eq!(upgraded.record.revocation_reason, Some(1));
+    assert_eq!(upgraded.record.revoked_at, Some(revoked_at), "time kept");
+    assert!(store.is_key_blocked(&"AB".repeat(32)).await.unwrap());
+    assert_eq!(store.ocsp_response("0a", "sha1").await.unwrap(), None);
+    let head = store.crl_head("int-server").await.unwrap().unwrap();
+    assert_eq!(head.revision, 2);
+    let log = store.revocations_after(1, 10).await.unwrap();
+    assert_eq!(log.len(), 1);
+    assert_eq!(
+        (log[0].id, log[0].reason, log[0].revoked_at),
+        (2, 1, revoked_at)
+    );
+
+    // keyCompromise again, or anything else: nothing more.
+    for reason in [1, 4] {
+        let again = store.revoke("0a", reason, NOW).await.unwrap();
+        assert!(!again.changed);
+        assert_eq!(again.record, upgraded.record);
+    }
+    assert_eq!(store.last_revocation_id().await.unwrap(), 2);
+    assert_eq!(store.revocations_after(2, 10).await.unwrap(), vec![]);
+    assert_eq!(store.revocations_after(u64::MAX, 10).await.unwrap(), vec![]);
+}
+
+#[tokio::test]
+async fn key_compromise_blocks_the_subject_key_once() {
+    let (_dir, store) = open_with_lineage().await;
+    let key = "cd".repeat(32);
+    for serial in ["01", "02"] {
+        issue(
+            &store,
+            &IssuanceIntent {
+                subject_key_sha256: key.clone(),
+                ..intent(serial)
+            },
+        )
+        .await;
+    }
+    assert!(!store.is_key_blocked(&key).await.unwrap());
+    assert!(store.revoke("01", 1, NOW).await.unwrap().changed);
+    assert!(store.is_key_blocked(&key).await.unwrap());
+    // A second certificate with the same key: blocked already, no error.
+    assert!(store.revoke("02", 1, NOW).await.unwrap().changed);
+    let (serial, blocked): (String, i64) = sqlx::query_as(
+        "SELECT serial, (SELECT COUNT(*) FROM blocked_keys) FROM blocked_keys \
+         WHERE subject_key_sha256 = ?",
+    )
+    .bind(&key)
+    .fetch_one(&store.reader)
+    .await
+    .unwrap();
+    assert_eq!((serial.as_str(), blocked), ("01", 1));
+    assert!(matches!(
+        store.is_key_blocked("not-a-hash").await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn revoke_refuses_unknown_unissued_and_malformed() {
+    let (_dir, store) = open_with_issued().await;
+    store.record_intent(&intent("0b")).await.unwrap();
+    store.record_intent(&intent("0c")).await.unwrap();
+    store.fail_issuance("0c", "signing failed").await.unwrap();
+
+    assert!(matches!(
+        store.revoke("dead", 0, NOW).await,
+        Err(StoreError::NotFound)
+    ));
+    for never_issued in ["0b", "0c"] {
+        assert!(
+            matches!(
+                store.revoke(never_issued, 0, NOW).await,
+                Err(StoreError::Conflict(_))
+            ),
+            "{never_issued}"
+        );
+    }
+    for reason in [7, 8, 11, 255] {
+        assert!(
+            matches!(
+                store.revoke("0a", reason, NOW).await,
+                Err(StoreError::Invalid(_))
+            ),
+            "reason {reason}"
+        );
+    }
+    for serial in ["", "0x0a", "zz", &"a".repeat(65)] {
+        assert!(
+            matches!(
+                store.revoke(serial, 0, NOW).await,
+                Err(StoreError::Invalid(_))
+            ),
+            "{serial:?}"
+        );
+    }
+    // Nothing was written by any refusal.
+    assert_eq!(store.last_revocation_id().await.unwrap(), 0);
+    assert_eq!(store.crl_heads().await.unwrap(), vec![]);
+    assert_eq!(
+        store.certificate("0a").await.unwrap().unwrap().status,
+        CertificateStatus::Issued
+    );
+    assert_eq!(
+        store.certificate("0b").await.unwrap().unwrap().status,
+        CertificateStatus::Pending
+    );
+}
+
+#[tokio::test]
+async fn a_revocation_that_fails_midway_leaves_everything_as_it_was() {
+    let (_dir, store) = open_with_issued().await;
+    let good = answer("0a", OcspCertStatus::Good, NOW);
+    assert!(store.store_ocsp_response(&good).await.unwrap());
+    // Make the last write of a keyCompromise revocation fail.
+    sqlx::raw_sql(
+        "CREATE TRIGGER test_refuse_block BEFORE INSERT ON blocked_keys \
+         BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
+    )
+    .execute(&store.writer)
+    .await
+    .unwrap();
+    assert!(matches!(
+        store.revoke("0a", 1, NOW).await,
+        Err(StoreError::Database(_))
+    ));
+    // The status change, the OCSP deletion, the log row and the head rolled back.
+    assert_eq!(
+        store.certificate("0a").await.unwrap().unwrap().status,
+        CertificateStatus::Issued
+    );
+    assert_eq!(store.ocsp_response("0a", "sha1").await.unwrap(), Some(good));
+    assert_eq!(revocation_log_rows(&store).await, 0);
+    assert_eq!(store.crl_head("int-server").await.unwrap(), None);
+    // The log cannot be rewritten either.
+    sqlx::raw_sql("DROP TRIGGER test_refuse_block")
+        .execute(&store.writer)
+        .await
+        .unwrap();
+    store.revoke("0a", 1, NOW).await.unwrap();
+    assert!(
+        sqlx::query("UPDATE revocation_log SET reason = 0")
+            .execute(&store.writer)
+            .await
+            .is_err()
+    );
+    assert!(
+        sqlx::query("DELETE FROM revocation_log")
+            .execute(&store.writer)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn an_ocsp_answer_is_stored_only_while_it_states_the_current_status() {
+    let (_dir, store) = open_with_issued().await;
+    let t = NOW + Duration::minutes(10);
+    // A revoked answer for an issued certificate: refused.
+    assert!(
+        !store
+            .store_ocsp_response(&answer("0a", OcspCertStatus::Revoked, t))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.ocsp_response("0a", "sha1").await.unwrap(), None);
+
+    let current = answer("0a", OcspCertStatus::Good, t);
+    assert!(store.store_ocsp_response(&current).await.unwrap());
+    assert_eq!(
+        store.ocsp_response("0A", "sha1").await.unwrap(),
+        Some(current.clone())
+    );
+    // An older answer does not replace a newer one; an equal or newer one does.
+    let older = StoredOcspResponse {
+        der: vec![0x30, 0x00],
+        ..answer("0a", OcspCertStatus::Good, t - Duration::seconds(1))
+    };
+    assert!(!store.store_ocsp_response(&older).await.unwrap());
+    assert_eq!(
+        store.ocsp_response("0a", "sha1").await.unwrap(),
+        Some(current.clone())
+    );
+    let same_time = StoredOcspResponse {
+        der: vec![0x30, 0x01, 0x01],
+        ..current.clone()
+    };
+    assert!(store.store_ocsp_response(&same_time).await.unwrap());
+    assert_eq!(
+        store.ocsp_response("0a", "sha1").await.unwrap(),
+        Some(same_time)
+    );
+
+    // A `good` signed just before the revocation arrives just after it: refused, and
+    // nothing is stored (the revocation deleted the previous answer).
+    let signed_before = answer("0a", OcspCertStatus::Good, t + Duration::minutes(1));
+    store
+        .revoke("0a", 0, t + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert!(!store.store_ocsp_response(&signed_before).await.unwrap());
+    assert_eq!(store.ocsp_response("0a", "sha1").await.unwrap(), None);
+    let revoked = answer("0a", OcspCertStatus::Revoked, t + Duration::minutes(2));
+    assert!(store.store_ocsp_response(&revoked).await.unwrap());
+    assert_eq!(
+        store.ocsp_response("0a", "sha1").await.unwrap(),
+        Some(revoked.clone())
+    );
+    // Answers are kept per CertID hash.
+    assert_eq!(store.ocsp_response("0a", "sha256").await.unwrap(), None);
+    let sha256 = StoredOcspResponse {
+        cert_id_hash: "sha256".into(),
+        ..revoked.clone()
+    };
+    assert!(store.store_ocsp_response(&sha256).await.unwrap());
+    assert_eq!(
+        store.ocsp_response("0a", "sha256").await.unwrap(),
+        Some(sha256)
+    );
+    assert_eq!(
+        store.ocsp_response("0a", "sha1").await.unwrap(),
+        Some(revoked.clone())
+    );
+    // An upgrade to keyCompromise drops the answers; one still stating the old reason
+    // (signed before the upgrade) is refused, one stating keyCompromise is kept.
+    store
+        .revoke("0a", 1, t + Duration::minutes(3))
+        .await
+        .unwrap();
+    assert_eq!(store.ocsp_response("0a", "sha1").await.unwrap(), None);
+    let stale = answer("0a", OcspCertStatus::Revoked, t + Duration::minutes(4));
+    assert!(!store.store_ocsp_response(&stale).await.unwrap());
+    let current = StoredOcspResponse {
+        revocation_reason: Some(1),
+        ..stale
+    };
+    assert!(store.store_ocsp_response(&current).await.unwrap());
+    let bad_hash = StoredOcspResponse {
+        cert_id_hash: "md5".into(),
+        ..current
+    };
+    assert!(matches!(
+        store.store_ocsp_response(&bad_hash).await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    // Refusals before and at the database.
+    assert!(matches!(
+        store
+            .store_ocsp_response(&answer("dead", OcspCertStatus::Good, t))
+            .await,
+        Err(StoreError::NotFound)
+    ));
+    let other_issuer = StoredOcspResponse {
+        issuer: "int-client".into(),
+        ..answer("0a", OcspCertStatus::Revoked, t + Duration::hours(1))
+    };
+    assert!(matches!(
+        store.store_ocsp_response(&other_issuer).await,
+        Err(StoreError::Conflict(_))
+    ));
+    for bad in [
+        StoredOcspResponse {
+            der: vec![],
+            ..answer("0a", OcspCertStatus::Revoked, t)
+        },
+        StoredOcspResponse {
+            next_update: t,
+            ..answer("0a", OcspCertStatus::Revoked, t)
+        },
+        StoredOcspResponse {
+            responder: "Responder".into(),
+            ..answer("0a", OcspCertStatus::Revoked, t)
+        },
+        answer("0A", OcspCertStatus::Revoked, t),
+    ] {
+        assert!(matches!(
+            store.store_ocsp_response(&bad).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    assert!(matches!(
+        store.ocsp_response("no", "sha1").await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn ocsp_answers_due_at_half_their_validity() {
+    let (_dir, store) = open_with_lineage().await;
+    // 01: answer valid NOW..NOW+4h, due at NOW+2h. 02: valid NOW+1h..NOW+5h, due at
+    // NOW+3h. 03: no answer. 04: its answer is due, but the certificate expires at
+    // NOW+2h30. 05: revoked, no answer.
+    for serial in ["01", "02", "03", "05"] {
+        issue(&store, &intent(serial)).await;
+    }
+    issue(
+        &store,
+        &IssuanceIntent {
+            not_after: NOW + Duration::minutes(150),
+            ..intent("04")
+        },
+    )
+    .await;
+    store.revoke("05", 0, NOW).await.unwrap();
+    for (serial, this_update) in [("01", NOW), ("02", NOW + Duration::hours(1)), ("04", NOW)] {
+        assert!(
+            store
+                .store_ocsp_response(&answer(serial, OcspCertStatus::Good, this_update))
+                .await
+                .unwrap()
+        );
+    }
+    let pair = |serial: &str| DueOcspResponse {
+        serial: serial.to_owned(),
+        issuer: "int-server".to_owned(),
+        cert_id_hash: (serial != "03").then(|| "sha1".to_owned()),
+    };
+
+    let before = NOW + Duration::hours(2) - Duration::seconds(1);
+    assert_eq!(
+        store.ocsp_responses_due(before, false, 10).await.unwrap(),
+        vec![]
+    );
+    assert_eq!(
+        store
+            .ocsp_responses_due(NOW + Duration::hours(2), false, 10)
+            .await
+            .unwrap(),
+        vec![pair("01"), pair("04")]
+    );
+    // At NOW+3h, 04 has expired; 01 (due longest) comes first.
+    let later = NOW + Duration::hours(3);
+    assert_eq!(
+        store.ocsp_responses_due(later, false, 10).await.unwrap(),
+        vec![pair("01"), pair("02")]
+    );
+    assert_eq!(
+        store.ocsp_responses_due(later, true, 10).await.unwrap(),
+        vec![pair("01"), pair("02"), pair("03")]
+    );
+    // The limit counts both kinds.
+    assert_eq!(
+        store.ocsp_responses_due(later, true, 2).await.unwrap(),
+        vec![pair("01"), pair("02")]
+    );
+    assert_eq!(
+        store.ocsp_responses_due(NOW, true, 10).await.unwrap(),
+        vec![pair("03")]
+    );
+    assert_eq!(
+        store.ocsp_responses_due(later, true, 0).await.unwrap(),
+        vec![]
+    );
+}
+
+#[tokio::test]
+async fn crl_numbers_follow_commit_order_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("carimbo.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.create_lineage(&lineage("lineage-1")).await.unwrap();
+    issue(&store, &intent("0a")).await;
+    issue(&store, &intent("0b")).await;
+
+    // The first CRL of an issuer without revocations: revision 0, no head before.
+    assert_eq!(store.latest_crl("int-server").await.unwrap(), None);
+    store
+        .publish_crl(&crl("int-server", 1, NOW), 0)
+        .await
+        .unwrap();
+    store.revoke("0a", 0, NOW).await.unwrap();
+    let (revision, entries) = store.revoked_for_crl("int-server", NOW).await.unwrap();
+    assert_eq!((revision, entries.len()), (1, 1));
+    let second = crl("int-server", 2, NOW + Duration::hours(1));
+    store.publish_crl(&second, revision).await.unwrap();
+    let head = store.crl_head("int-server").await.unwrap().unwrap();
+    assert!(!head.is_dirty());
+    store.revoke("0b", 0, NOW).await.unwrap();
+    assert!(
+        store
+            .crl_head("int-server")
+            .await
+            .unwrap()
+            .unwrap()
+            .is_dirty()
+    );
+
+    // A stale publisher that also built number 2 lost; so does one that skips ahead.
+    assert!(matches!(
+        store.publish_crl(&crl("int-server", 2, NOW), 2).await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store.publish_crl(&crl("int-server", 4, NOW), 2).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Number 3 built from entries older than those CRL 2 had: refused.
+    assert!(matches!(
+        store.publish_crl(&crl("int-server", 3, NOW), 0).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // A revision the issuer never reached, and malformed CRLs.
+    assert!(matches!(
+        store.publish_crl(&crl("int-server", 3, NOW), 99).await,
+        Err(StoreError::Invalid(_))
+    ));
+    for bad in [
+        crl("int-server", 0, NOW),
+        crl("", 3, NOW),
+        StoredCrl {
+            der: vec![],
+            ..crl("int-server", 3, NOW)
+        },
+        StoredCrl {
+            next_update: NOW,
+            ..crl("int-server", 3, NOW)
+        },
+        crl("int-server", u64::MAX, NOW),
+    ] {
+        assert!(matches!(
+            store.publish_crl(&bad, 2).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    let third = crl("int-server", 3, NOW + Duration::hours(2));
+    store.publish_crl(&third, 2).await.unwrap();
+    // Another issuer counts on its own.
+    store
+        .publish_crl(&crl("int-client", 1, NOW), 0)
+        .await
+        .unwrap();
+
+    // Published CRLs cannot be changed or removed.
+    assert!(
+        sqlx::query("UPDATE crls SET der = x'00'")
+            .execute(&store.writer)
+            .await
+            .is_err()
+    );
+    assert!(
+        sqlx::query("DELETE FROM crls")
+            .execute(&store.writer)
+            .await
+            .is_err()
+    );
+    store.close().await;
+
+    let store = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(
+        store.latest_crl("int-server").await.unwrap(),
+        Some(third.clone())
+    );
+    let head = store.crl_head("int-server").await.unwrap().unwrap();
+    assert_eq!(
+        head,
+        CrlHead {
+            issuer: "int-server".into(),
+            last_number: 3,
+            last_this_update: third.this_update,
+            last_next_update: third.next_update,
+            revision: 2,
+            published_revision: 2,
+        }
+    );
+    let issuers: Vec<String> = store
+        .crl_heads()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|head| head.issuer)
+        .collect();
+    assert_eq!(issuers, ["int-client", "int-server"]);
+    assert!(matches!(
+        store.publish_crl(&crl("int-server", 3, NOW), 2).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store
+        .publish_crl(&crl("int-server", 4, NOW + Duration::hours(3)), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .latest_crl("int-server")
+            .await
+            .unwrap()
+            .unwrap()
+            .number,
+        4
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_publishers_get_each_number_once() {
+    let (_dir, store) = open_temp().await;
+    let mut tasks = Vec::new();
+    for task in 0..8u8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut published = Vec::new();
+            for _ in 0..5 {
+                // Read the head, build, publish; rebuild on Conflict.
+                loop {
+                    let next = store
+                        .crl_head("int-server")
+                        .await
+                        .unwrap()
+                        .map_or(1, |head| head.last_number + 1);
+                    let (revision, _) = store
+                        .revoked_for_crl("int-server", OffsetDateTime::UNIX_EPOCH)
+                        .await
+                        .unwrap();
+                    let mut candidate = crl("int-server", next, NOW);
+                    candidate.der.push(task);
+                    match store.publish_crl(&candidate, revision).await {
+                        Ok(()) => {
+                            published.push(next);
+                            break;
+                        }
+                        Err(StoreError::Conflict(_)) => {}
+                        Err(other) => panic!("unexpected error: {other}"),
+                    }
+                }
+            }
+            published
+        }));
+    }
+    let mut numbers = Vec::new();
+    for task in tasks {
+        numbers.extend(task.await.unwrap());
+    }
+    numbers.sort_unstable();
+    assert_eq!(numbers, (1..=40).collect::<Vec<u64>>());
+}
+
+#[tokio::test]
+async fn revoked_entries_stay_until_a_crl_follows_their_expiry() {
+    let (_dir, store) = open_with_lineage().await;
+    // Serials 01..05 expire at NOW+1h..NOW+5h; all revoked, plus an issued 06 and a
+    // revoked 07 of another issuer.
+    for i in 1..=5 {
+        issue(
+            &store,
+            &IssuanceIntent {
+                not_after: NOW + Duration::hours(i),
+                ..intent(&format!("{i:02}"))
+            },
+        )
+        .await;
+    }
+    issue(&store, &intent("06")).await;
+    issue(
+        &store,
+        &IssuanceIntent {
+            issuer: "int-client".into(),
+            ..intent("07")
+        },
+    )
+    .await;
+    // Revoked in reverse order, with their own reasons: entries still come by serial.
+    for i in (1..=5).rev() {
+        store
+            .revoke(
+                &format!("{i:02}"),
+                u8::try_from(i).unwrap(),
+                NOW + Duration::minutes(i),
+            )
+            .await
+            .unwrap();
+    }
+    store.revoke("07", 0, NOW).await.unwrap();
+
+    let (revision, all) = store
+        .revoked_for_crl("int-server", OffsetDateTime::UNIX_EPOCH)
+        .await
+        .unwrap();
+    assert_eq!(revision, 5);
+    assert_eq!(
+        all,
+        (1..=5)
+            .map(|i| RevokedEntry {
+                serial: format!("{i:02}"),
+                revoked_at: NOW + Duration::minutes(i),
+                reason: u8::try_from(i).unwrap(),
+            })
+            .collect::<Vec<_>>()
+    );
+    // The previous CRL was issued at NOW+3h: 01 and 02 expired before it and were on
+    // it, so they go; 03 expired exactly then and stays one more time.
+    let (_, kept) = store
+        .revoked_for_crl("int-server", NOW + Duration::hours(3))
+        .await
+        .unwrap();
+    let serials: Vec<&str> = kept.iter().map(|e| e.serial.as_str()).collect();
+    assert_eq!(serials, ["03", "04", "05"]);
+    let (revision, none) = store
+        .revoked_for_crl("int-server", NOW + Duration::hours(6))
+        .await
+        .unwrap();
+    assert_eq!((revision, none), (5, vec![]));
+    // The other issuer's revision is its own log id.
+    let (revision, client) = store
+        .revoked_for_crl("int-client", OffsetDateTime::UNIX_EPOCH)
+        .await
+        .unwrap();
+    assert_eq!((revision, client.len()), (6, 1));
+    assert_eq!(
+        store.revoked_for_crl("nobody", NOW).await.unwrap(),
+        (0, vec![])
+    );
+}
+
+#[tokio::test]
+async fn find_certificates_matches_every_given_field() {
+    let (_dir, store) = open_with_lineage().await;
+    store.create_lineage(&lineage("lineage-2")).await.unwrap();
+    let base = |serial: &str, minutes: i64| IssuanceIntent {
+        created_at: NOW + Duration::minutes(minutes),
+        ..intent(serial)
+    };
+    // Issued at NOW + 0, 10, 20, ... minutes (created_at is the issue time here).
+    let certificates = [
+        base("01", 0),
+        IssuanceIntent {
+            sans: vec!["api.example.internal".into()],
+            ..base("02", 10)
+        },
+        IssuanceIntent {
+            issuer: "int-client".into(),
+            provisioner: "oidc".into(),
+            ..base("03", 20)
+        },
+        IssuanceIntent {
+            lineage: "lineage-2".into(),
+            subject_key_sha256: "ef".repeat(32),
+            ..base("04", 30)
+        },
+        IssuanceIntent {
+            not_after: NOW + Duration::hours(1),
+            ..base("05", 40)
+        },
+        base("06", 50),
+    ];
+    for certificate in &certificates {
+        issue(&store, certificate).await;
+    }
+    store.revoke("06", 0, NOW).await.unwrap();
+    let serials = |records: Vec<CertificateRecord>| -> Vec<String> {
+        records.into_iter().map(|r| r.serial).collect()
+    };
+    let find = |filter: CertificateFilter| {
+        let store = store.clone();
+        async move {
+            serials(
+                store
+                    .find_certificates(&CertificateFilter {
+                        limit: 100,
+                        ..filter
+                    })
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+
+    // Revoked 06 is never found; oldest first.
+    assert_eq!(
+        find(CertificateFilter {
+            issuer: Some("int-server".into()),
+            ..Default::default()
+        })
+        .await,
+        ["01", "02", "04", "05"]
+    );
+    assert_eq!(
+        find(CertificateFilter {
+            provisioner: Some("oidc".into()),
+            ..Default::default()
+        })
+        .await,
+        ["03"]
+    );
+    // A name matches exactly one element of the list, never a substring.
+    assert_eq!(
+        find(CertificateFilter {
+            san: Some("10.0.0.7".into()),
+            ..Default::default()
+        })
+        .await,
+        ["01", "03", "04", "05"]
+    );
+    assert_eq!(
+        find(CertificateFilter {
+            san: Some("api.example".into()),
+            ..Default::default()
+        })
+        .await,
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        find(CertificateFilter {
+            subject_key_sha256: Some("EF".repeat(32)),
+            ..Default::default()
+        })
+        .await,
+        ["04"]
+    );
+    assert_eq!(
+        find(CertificateFilter {
+            lineage: Some("lineage-2".into()),
+            ..Default::default()
+        })
+        .await,
+        ["04"]
+    );
+    // [from, until) on the issue time.
+    assert_eq!(
+        find(CertificateFilter {
+            issued_from: Some(NOW + Duration::minutes(10)),
+            issued_until: Some(NOW + Duration::minutes(40)),
+            ..Default::default()
+        })
+        .await,
+        ["02", "03", "04"]
+    );
+    assert_eq!(
+        find(CertificateFilter {
+            issuer: Some("int-server".into()),
+            unexpired_at: Some(NOW + Duration::hours(1)),
+            ..Default::default()
+        })
+        .await,
+        ["01", "02", "04"]
+    );
+    // Every field must match.
+    assert_eq!(
+        find(CertificateFilter {
+            issuer: Some("int-server".into()),
+            provisioner: Some("oidc".into()),
+            ..Default::default()
+        })
+        .await,
+        Vec::<String>::new()
+    );
+    let first_two = store
+        .find_certificates(&CertificateFilter {
+            issuer: Some("int-server".into()),
+            limit: 2,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(serials(first_two), ["01", "02"]);
+
+    // Filters that select everything, bad limits and bad key hashes are refused.
+    for (what, bad) in [
+        (
+            "empty",
+            CertificateFilter {
+                limit: 10,
+                ..Default::default()
+            },
+        ),
+        (
+            "only unexpired_at",
+            CertificateFilter {
+                unexpired_at: Some(NOW),
+                limit: 10,
+                ..Default::default()
+            },
+        ),
+        (
+            "limit 0",
+            CertificateFilter {
+                issuer: Some("int-server".into()),
+                ..Default::default()
+            },
+        ),
+        (
+            "limit too large",
+            CertificateFilter {
+                issuer: Some("int-server".into()),
+                limit: 100_001,
+                ..Default::default()
+            },
+        ),
+        (
+            "short key hash",
+            CertificateFilter {
+                subject_key_sha256: Some("abcd".into()),
+                limit: 10,
+                ..Default::default()
+            },
+        ),
+    ] {
+        assert!(
+            matches!(
+                store.find_certificates(&bad).await,
+                Err(StoreError::Invalid(_))
+            ),
+            "{what}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn ocsp_responders_are_listed_newest_first_and_keep_their_destruction_time() {
+    let (_dir, store) = open_temp().await;
+    let older = responder("0100", NOW + Duration::days(7));
+    let newer = responder("0200", NOW + Duration::days(14));
+    store.insert_ocsp_responder(&older).await.unwrap();
+    store.insert_ocsp_responder(&newer).await.unwrap();
+    store
+        .insert_ocsp_responder(&OcspResponderRecord {
+            issuer: "int-client".into(),
+            ..responder("0300", NOW + Duration::days(30))
+        })
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert_ocsp_responder(&older).await,
+        Err(StoreError::Conflict(_))
+    ));
+    for bad in [
+        responder("01AB", NOW + Duration::days(1)),
+        responder("0400", NOW),
+        OcspResponderRecord {
+            key_reference: String::new(),
+            ..responder("0400", NOW + Duration::days(1))
+        },
+        OcspResponderRecord {
+            certificate: vec![],
+            ..responder("0400", NOW + Duration::days(1))
+        },
+    ] {
+        assert!(matches!(
+            store.insert_ocsp_responder(&bad).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+    assert_eq!(
+        store.ocsp_responders("int-server").await.unwrap(),
+        vec![newer.clone(), older.clone()]
+    );
+
+    let destroyed_at = NOW + Duration::days(8);
+    store
+        .mark_responder_key_destroyed("0100", destroyed_at)
+        .await
+        .unwrap();
+    // Again, later: the first time stays.
+    store
+        .mark_responder_key_destroyed("0100", destroyed_at + Duration::days(1))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.ocsp_responders("int-server").await.unwrap()[1],
+        OcspResponderRecord {
+            key_destroyed_at: Some(destroyed_at),
+            ..older
+        }
+    );
+    assert!(matches!(
+        store.mark_responder_key_destroyed("0999", NOW).await,
+        Err(StoreError::NotFound)
+    ));
+    assert!(matches!(
+        store.mark_responder_key_destroyed("0x1", NOW).await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(store.ocsp_responders("nobody").await.unwrap(), vec![]);
+    assert!(
+        sqlx::query("DELETE FROM ocsp_responders")
+            .execute(&store.writer)
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test]
+async fn revocation_works_through_a_store_object() {
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+    store.create_lineage(&lineage("lineage-1")).await.unwrap();
+    store.record_intent(&intent("01")).await.unwrap();
+    store.complete_issuance("01", DER, NOW).await.unwrap();
+    let outcome = store.revoke("01", 5, NOW).await.unwrap();
+    assert_eq!(
+        outcome.log_id,
+        Some(store.last_revocation_id().await.unwrap())
+    );
+    assert_eq!(
+        store
+            .revoked_for_crl("int-server", NOW)
+            .await
+            .unwrap()
+            .1
+            .len(),
+        1
+    );
+}
+
+/// Test-only bulk load: `count` revoked certificates of `issuer` in one INSERT ... SELECT
+/// (one statement, one transaction), serials `{prefix}{i:016x}`.
+async fn insert_revoked(store: &SqliteStore, issuer: &str, prefix: &str, count: i64) {
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) \
+         INSERT INTO certificates (serial, issuer, profile, provisioner, lineage, requester, \
+         sans, subject_key_sha256, not_before, not_after, lint_certificate, request_id, \
+         status, certificate, created_at, issued_at, revoked_at, revocation_reason) \
+         SELECT ? || printf('%016x', i), ?, 'server', 'tokens', 'lineage-1', 'bulk', \
+         '[\"bulk.example.internal\"]', printf('%064x', i), ?, ?, x'30', 'req-bulk', \
+         'revoked', x'3000', ?, ?, ? + i % 86400, i % 7 FROM n",
+    )
+    .bind(count)
+    .bind(prefix)
+    .bind(issuer)
+    .bind(unix(NOW))
+    .bind(unix(NOW + Duration::days(90)))
+    .bind(unix(NOW))
+    .bind(unix(NOW))
+    .bind(unix(NOW))
+    .execute(&store.writer)
+    .await
+    .unwrap();
+}
+
+#[tokio::test]
+async fn revoked_for_crl_reads_200_000_entries_in_one_query() {
+    const COUNT: usize = 200_000;
+    let (_dir, store) = open_with_lineage().await;
+    let started = Instant::now();
+    insert_revoked(&store, "int-bulk", "a", i64::try_from(COUNT).unwrap()).await;
+    // Noise the query must skip through the index: another issuer.
+    insert_revoked(&store, "int-other", "b", 50_000).await;
+    let loaded = started.elapsed();
+
+    // The plan is a range over certificates_issuer_status, not a scan.
+    let plan: Vec<String> = sqlx::query_as::<_, (i64, i64, i64, String)>(
+        "EXPLAIN QUERY PLAN SELECT serial, revoked_at, revocation_reason \
+         FROM certificates INDEXED BY certificates_issuer_status \
+         WHERE issuer = ? AND status = 'revoked' AND not_after >= ? ORDER BY serial",
+    )
+    .bind("int-bulk")
+    .bind(0_i64)
+    .fetch_all(&store.reader)
+    .await
+    .unwrap()
+    .into_iter()
+    .map(|step| step.3)
+    .collect();
+    assert!(
+        plan.iter()
+            .any(|step| step.contains("USING INDEX certificates_issuer_status")),
+        "{plan:?}"
+    );
+
+    let started = Instant::now();
+    let (revision, entries) = store.revoked_for_crl("int-bulk", NOW).await.unwrap();
+    let read = started.elapsed();
+    assert_eq!(revision, 0, "bulk rows bypassed revoke: no head");
+    assert_eq!(entries.len(), COUNT);
+    assert!(
+        entries
+            .windows(2)
+            .all(|pair| pair[0].serial < pair[1].serial)
+    );
+    assert_eq!(entries[0].serial, format!("a{:016x}", 1));
+    assert_eq!(entries[0].reason, 1);
+    eprintln!(
+        "loaded {} rows in {loaded:?}, read {COUNT} entries in {read:?}",
+        COUNT + 50_000
+    );
+}
