@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use carimbo_server::AppState;
 use carimbo_server::config::LoadedConfig;
-use carimbo_store::SqliteStore;
+use carimbo_store::{CertificateStore, SqliteStore};
 use carimbo_tests::{carimbo_binary, ceremony_pki, openssl};
 use serde_json::{Value, json};
 
@@ -913,4 +913,245 @@ fn start_dev_with(
         ),
         None => start_dev(data, api, publication),
     }
+}
+
+/// Issues a server certificate for `dns:app.localhost` from a running `carimbo dev`.
+fn dev_issue(data: &Path, api: u16, token: &str, out: &Path) {
+    let output = Command::new(carimbo_binary())
+        .args(["issue", "--ca", &format!("https://127.0.0.1:{api}")])
+        .args([
+            "--ca-bundle",
+            s(&data.join("ca-bundle.pem")),
+            "--token",
+            token,
+        ])
+        .args([
+            "--profile",
+            "server",
+            "--san",
+            "dns:app.localhost",
+            "--out",
+            s(out),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// One plain-HTTP request with an empty body: (status, body).
+fn plain_http(method: &str, url: &str) -> (u16, Vec<u8>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let response = client.request(method, url).send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.bytes().await.unwrap().to_vec())
+    })
+}
+
+#[test]
+fn an_ocsp_role_process_follows_the_issuing_process_and_outlives_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (api, publication, ocsp_port) = (free_port(), free_port(), free_port());
+    let (mut dev, token) = start_dev(&data, api, publication);
+    let out = dir.path().join("cert");
+    dev_issue(&data, api, &token, &out);
+    let cert = out.join("cert.pem");
+    let issuer = data.join("ceremony/int-server.pem");
+    let root = data.join("ca-bundle.pem");
+
+    // The OCSP role on the same database, its own publication port.
+    let config = std::fs::read_to_string(data.join("carimbo.toml"))
+        .unwrap()
+        .replace(
+            &format!("publication-listen = \"127.0.0.1:{publication}\""),
+            &format!("publication-listen = \"127.0.0.1:{ocsp_port}\""),
+        );
+    assert!(config.contains(&ocsp_port.to_string()), "{config}");
+    std::fs::write(data.join("ocsp.toml"), config).unwrap();
+    let mut ocsp = Command::new(carimbo_binary())
+        .args(["serve", "--role", "ocsp", "--config"])
+        .arg(data.join("ocsp.toml"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{ocsp_port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", ocsp_port)).is_err() {
+        assert!(
+            ocsp.try_wait().unwrap().is_none(),
+            "the OCSP role exited at start"
+        );
+        assert!(Instant::now() < deadline, "the OCSP role never listened");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let url = format!("{base}/ocsp");
+    let text = openssl_ocsp(&root, &issuer, &["-cert", s(&cert)], &url, &[]);
+    assert!(
+        text.contains(": good") && text.contains("Response verify OK"),
+        "{text}"
+    );
+    // It has no API: the issuing endpoints are not there.
+    let (status, _) = plain_http("POST", &format!("{base}/v1/certificates"));
+    assert_eq!(status, 404);
+
+    // A revocation through the issuing process reaches the OCSP process's answers
+    // within the revocation-log poll (1 s in the dev config) plus a margin.
+    let output = Command::new(carimbo_binary())
+        .args(["revoke", "--ca", &format!("https://127.0.0.1:{api}")])
+        .args(["--ca-bundle", s(&root), "--cert", s(&cert)])
+        .args(["--admin-token-file", s(&data.join("admin.token"))])
+        .args(["--reason", "superseded"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let returned = Instant::now();
+    loop {
+        let text = openssl_ocsp(&root, &issuer, &["-cert", s(&cert)], &url, &[]);
+        if text.contains(": revoked") {
+            assert!(text.contains("Reason: superseded"), "{text}");
+            break;
+        }
+        assert!(text.contains(": good"), "{text}");
+        assert!(
+            returned.elapsed() < Duration::from_secs(3),
+            "the OCSP process still says good 3 s after the revocation: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!(
+        "revocation visible on the other process after {:?}",
+        returned.elapsed()
+    );
+    // The CRL the issuing process publishes is served by the OCSP process too.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let (status, der) = plain_http("GET", &format!("{base}/crl/int-server.crl"));
+        if status == 200 {
+            let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+            if crl.iter_revoked_certificates().count() == 1 {
+                break;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the OCSP process never served the new CRL"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // The issuing process goes away; the OCSP process keeps answering and stays ready.
+    dev.kill().unwrap();
+    let _ = dev.wait();
+    let text = openssl_ocsp(&root, &issuer, &["-cert", s(&cert)], &url, &[]);
+    assert!(text.contains(": revoked"), "{text}");
+    let (status, body) = plain_http("GET", &format!("{base}/readyz"));
+    assert_eq!(status, 200);
+    let body: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["status"], "ready", "{body}");
+    ocsp.kill().unwrap();
+    let _ = ocsp.wait();
+}
+
+/// A client presenting `identity_pem` (key + certificate + chain) to the test CA's API.
+fn mtls_client(ca: &TestCa, identity_pem: &[u8]) -> reqwest::Client {
+    let roots = reqwest::Certificate::from_pem_bundle(&std::fs::read(&ca.bundle).unwrap()).unwrap();
+    reqwest::Client::builder()
+        .tls_certs_only(roots)
+        .identity(reqwest::Identity::from_pem(identity_pem).unwrap())
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_client_certificate_revokes_itself_over_mtls_and_nothing_else() {
+    let Some(ca) = start_ca() else { return };
+    let mut workloads = Vec::new();
+    for name in ["payments", "ledger"] {
+        let uri = format!("spiffe://lab.example.com/ns/shop/sa/{name}");
+        let request = p256(&[&format!("subjectAltName=URI:{uri}")]);
+        let token = ca.token("lab", "workload", &[&format!("uri:{uri}")], "1h", "5m");
+        let (status, reply) = ca.issue(&token, &request.csr, "workload", None);
+        assert_eq!(status, 201, "{reply}");
+        let mut identity = std::fs::read(request.key()).unwrap();
+        identity.extend_from_slice(reply["certificate"].as_str().unwrap().as_bytes());
+        for pem in reply["chain"].as_array().unwrap() {
+            identity.extend_from_slice(pem.as_str().unwrap().as_bytes());
+        }
+        workloads.push((reply["serial"].as_str().unwrap().to_owned(), identity));
+    }
+    let revoke = |client: &reqwest::Client, serial: &str, body: &str| {
+        ca.runtime.block_on(async {
+            let response = client
+                .post(format!("{}/v1/certificates/{serial}/revoke", ca.url))
+                .header("content-type", "application/json")
+                .body(body.to_owned())
+                .send()
+                .await?;
+            let status = response.status().as_u16();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            Ok::<_, reqwest::Error>((status, body))
+        })
+    };
+    let (payments, ledger) = (&workloads[0], &workloads[1]);
+    let client = mtls_client(&ca, &payments.1);
+
+    // Its certificate is not a credential for another one.
+    let (status, body) = revoke(&client, &ledger.0, "{}").unwrap();
+    assert_eq!(
+        (status, body["code"].as_str()),
+        (403, Some("forbidden")),
+        "{body}"
+    );
+    // Holders may not claim a CA compromise.
+    let (status, body) = revoke(&client, &payments.0, r#"{"reason":"ca-compromise"}"#).unwrap();
+    assert_eq!(status, 403, "{body}");
+    // Its own serial, with a reason: revoked by its holder, then idempotent.
+    let (status, body) = revoke(&client, &payments.0, r#"{"reason":"superseded"}"#).unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["status"], "revoked", "{body}");
+    assert_eq!(body["changed"], true, "{body}");
+    let (status, body) = revoke(&client, &payments.0, r#"{"reason":"superseded"}"#).unwrap();
+    assert_eq!((status, &body["changed"]), (200, &json!(false)), "{body}");
+    let record = ca
+        .runtime
+        .block_on(ca.sqlite.certificate(&payments.0))
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, carimbo_store::CertificateStatus::Revoked);
+    // The other workload is untouched.
+    let record = ca
+        .runtime
+        .block_on(ca.sqlite.certificate(&ledger.0))
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, carimbo_store::CertificateStatus::Issued);
+
+    // A server certificate (serverAuth only) is no TLS client credential: the handshake
+    // fails, nothing is revoked.
+    let server = issue_server(&ca, "mtls-server.example.com");
+    let mut identity = std::fs::read(&server.key).unwrap();
+    identity.extend_from_slice(&std::fs::read(server.cert()).unwrap());
+    identity.extend_from_slice(&std::fs::read(server.dir.path().join("chain.pem")).unwrap());
+    let client = mtls_client(&ca, &identity);
+    assert!(revoke(&client, &server.serial, "{}").is_err());
+    let record = ca
+        .runtime
+        .block_on(ca.sqlite.certificate(&server.serial))
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, carimbo_store::CertificateStatus::Issued);
 }

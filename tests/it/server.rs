@@ -204,6 +204,7 @@ token-file = "admin.token"
         let tls = carimbo_server::tls::server_config(
             &dir.join("tls/server.pem"),
             &dir.join("tls/server.key"),
+            &state.client_anchors(),
         )
         .unwrap();
         let serving = Arc::clone(&state);

@@ -451,7 +451,7 @@ pub struct BulkRevokeArgs {
     execute: bool,
     /// With --execute: the count the dry run reported; if the match changed since,
     /// nothing is revoked.
-    #[arg(long)]
+    #[arg(long, requires = "execute")]
     expect: Option<u64>,
 }
 

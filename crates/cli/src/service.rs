@@ -56,6 +56,10 @@ async fn build(
     let store = SqliteStore::open(&database).await?;
     let mut state = AppState::build(loaded, Arc::new(store)).await?;
     state.role = role;
+    if role == Role::Ocsp {
+        // An OCSP replica never issues; intents belong to the issuing replicas.
+        return Ok(Arc::new(state));
+    }
     let reconciled = state.reconcile_pending(time::Duration::minutes(2)).await?;
     if reconciled > 0 {
         tracing::warn!(
@@ -133,6 +137,7 @@ async fn run_listeners(
     let tls = carimbo_server::tls::server_config(
         &loaded.resolve(&config.tls.certificate),
         &loaded.resolve(&config.tls.key),
+        &state.client_anchors(),
     )?;
     let api = tokio::net::TcpListener::bind(config.server.listen)
         .await
@@ -184,6 +189,7 @@ pub async fn configtest(args: ConfigArgs) -> CliResult {
     carimbo_server::tls::server_config(
         &loaded.resolve(&loaded.config.tls.certificate),
         &loaded.resolve(&loaded.config.tls.key),
+        &state.client_anchors(),
     )?;
     for issuer in &state.issuers {
         println!(

@@ -158,7 +158,13 @@ pub async fn revoke(
                 "revoked_at": outcome.record.revoked_at.map(|t| t.unix_timestamp()),
                 "by": revoker.describe(),
             }))
-            .await?;
+            .await
+            .inspect_err(|error| {
+                // The revocation is committed and stands; only its audit record is
+                // missing, which the operator must see.
+                tracing::error!(serial, error = %error, "the audit event of a committed revocation could not be written");
+            })
+            .ok();
         if crate::failpoint("after-revoke-commit") {
             tracing::error!("failpoint after-revoke-commit: exiting");
             std::process::exit(86);
@@ -235,6 +241,54 @@ pub async fn check_holder(
             ApiError::BadProof("the proof does not verify with the certificate's key".into())
         })?;
     Ok(reason)
+}
+
+/// Checks that `client_der`, the certificate the TLS client authenticated with, is the
+/// certificate `serial` (byte for byte as issued) and allows client authentication;
+/// returns the reason from `body` (`{"reason": …}`, optional).
+pub async fn check_client_certificate(
+    state: &AppState,
+    serial: &str,
+    client_der: &[u8],
+    body: &[u8],
+) -> Result<RevocationReason, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ClientBody {
+        #[serde(default)]
+        reason: Option<String>,
+    }
+    let parsed: ClientBody = if body.is_empty() {
+        ClientBody { reason: None }
+    } else {
+        serde_json::from_slice(body)
+            .map_err(|e| ApiError::MalformedRequest(format!("invalid JSON body: {e}")))?
+    };
+    let record = state
+        .store
+        .certificate(serial)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no certificate with serial {serial}")))?;
+    if record.certificate.as_deref() != Some(client_der) {
+        return Err(ApiError::Forbidden(
+            "the TLS client certificate is not the certificate being revoked; its holder \
+             revokes another one with a proof of possession (Carimbo-PoP)"
+                .into(),
+        ));
+    }
+    let (_, certificate) = x509_parser::parse_x509_certificate(client_der)
+        .map_err(|e| ApiError::Internal(format!("stored certificate: {e}")))?;
+    let client_auth = certificate
+        .extended_key_usage()
+        .ok()
+        .flatten()
+        .is_some_and(|eku| eku.value.client_auth);
+    if !client_auth {
+        return Err(ApiError::Forbidden(
+            "the certificate does not allow client authentication".into(),
+        ));
+    }
+    parse_reason(parsed.reason.as_deref())
 }
 
 /// Conditions of a bulk revocation; every given field must match.

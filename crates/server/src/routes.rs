@@ -494,6 +494,7 @@ async fn create_token(
 async fn revoke_certificate(
     State(state): State<SharedState>,
     Path(serial): Path<String>,
+    client: Option<axum::Extension<crate::tls::ClientCertificate>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -523,6 +524,12 @@ async fn revoke_certificate(
         }
         let (reason, revoker) = if let Some(proof) = authorization.strip_prefix("Carimbo-PoP ") {
             let reason = revocation::check_holder(&state, &serial, &body, proof).await?;
+            (reason, revocation::Revoker::Holder)
+        } else if let (true, Some(axum::Extension(client))) = (authorization.is_empty(), client) {
+            // No credential but a verified TLS client certificate: its holder may revoke
+            // that very certificate.
+            let reason =
+                revocation::check_client_certificate(&state, &serial, &client.0, &body).await?;
             (reason, revocation::Revoker::Holder)
         } else {
             let name = admin(&state, &headers, "admin")?.to_owned();

@@ -156,6 +156,27 @@ fn profile(kind: LeafKind, section: Option<&ProfileSection>) -> LeafProfile {
 }
 
 impl AppState {
+    /// The roots a client certificate may chain to on the API listener: the anchors of
+    /// the issuers that issue clientAuth certificates (client and workload profiles).
+    pub fn client_anchors(&self) -> Vec<Vec<u8>> {
+        let mut anchors: Vec<Vec<u8>> = Vec::new();
+        for issuer in &self.issuers {
+            if !issuer
+                .profiles
+                .iter()
+                .any(|p| matches!(p, LeafKind::Client | LeafKind::Workload))
+            {
+                continue;
+            }
+            for anchor in &issuer.anchors {
+                if !anchors.contains(anchor) {
+                    anchors.push(anchor.clone());
+                }
+            }
+        }
+        anchors
+    }
+
     /// Builds the state: opens every issuer's key and checks it matches its
     /// certificate, reads admin tokens, opens nothing else.
     pub async fn build(loaded: &LoadedConfig, store: Arc<dyn Store>) -> Result<Self, ServerError> {

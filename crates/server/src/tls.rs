@@ -23,9 +23,22 @@ use crate::{AppState, ServerError, issuance};
 /// Time a client has to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The client certificate a TLS peer presented and rustls verified (chain to one of the
+/// CA's roots, clientAuth EKU, in validity), DER; put in each request's extensions.
+#[derive(Clone, Debug)]
+pub struct ClientCertificate(pub Arc<Vec<u8>>);
+
 /// A rustls server config from a PEM certificate chain and a PEM PKCS#8 key file
 /// (refused when group or others can read it).
-pub fn server_config(certificate: &Path, key: &Path) -> Result<Arc<ServerConfig>, ServerError> {
+///
+/// With `client_anchors` (DER roots), clients may present a certificate chaining to one
+/// of them (optional: clients without one are served as before); a presented one that
+/// does not verify fails the handshake.
+pub fn server_config(
+    certificate: &Path,
+    key: &Path,
+    client_anchors: &[Vec<u8>],
+) -> Result<Arc<ServerConfig>, ServerError> {
     carimbo_kms::check_private_file(key).map_err(|e| ServerError::Tls(e.to_string()))?;
     let chain = CertificateDer::pem_file_iter(certificate)
         .map_err(|e| ServerError::Tls(format!("{}: {e}", certificate.display())))?
@@ -40,10 +53,26 @@ pub fn server_config(certificate: &Path, key: &Path) -> Result<Arc<ServerConfig>
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| ServerError::Tls(format!("{}: {e}", key.display())))?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = ServerConfig::builder_with_provider(provider)
+    let builder = ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
-        .map_err(|e| ServerError::Tls(e.to_string()))?
-        .with_no_client_auth()
+        .map_err(|e| ServerError::Tls(e.to_string()))?;
+    let builder = if client_anchors.is_empty() {
+        builder.with_no_client_auth()
+    } else {
+        let mut roots = rustls::RootCertStore::empty();
+        for anchor in client_anchors {
+            roots
+                .add(CertificateDer::from(anchor.clone()))
+                .map_err(|e| ServerError::Tls(format!("client trust anchor: {e}")))?;
+        }
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .allow_unauthenticated()
+                .build()
+                .map_err(|e| ServerError::Tls(format!("client verifier: {e}")))?;
+        builder.with_client_cert_verifier(verifier)
+    };
+    let config = builder
         .with_single_cert(chain, key)
         .map_err(|e| ServerError::Tls(e.to_string()))?;
     let mut config = config;
@@ -76,12 +105,33 @@ pub async fn serve(
         let router = router.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let service = TowerToHyperService::new(router);
             let builder = Builder::new(TokioExecutor::new());
             let result = match acceptor {
                 Some(acceptor) => {
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => builder.serve_connection(TokioIo::new(tls), service).await,
+                        Ok(Ok(tls)) => {
+                            let client = tls
+                                .get_ref()
+                                .1
+                                .peer_certificates()
+                                .and_then(|chain| chain.first())
+                                .map(|der| ClientCertificate(Arc::new(der.to_vec())));
+                            let service = TowerToHyperService::new(
+                                tower::ServiceBuilder::new()
+                                    .map_request(
+                                        move |mut request: hyper::Request<
+                                            hyper::body::Incoming,
+                                        >| {
+                                            if let Some(client) = &client {
+                                                request.extensions_mut().insert(client.clone());
+                                            }
+                                            request
+                                        },
+                                    )
+                                    .service(router),
+                            );
+                            builder.serve_connection(TokioIo::new(tls), service).await
+                        }
                         Ok(Err(error)) => {
                             tracing::debug!(%peer, %error, "TLS handshake failed");
                             return;
@@ -94,7 +144,7 @@ pub async fn serve(
                 }
                 None => {
                     builder
-                        .serve_connection(TokioIo::new(stream), service)
+                        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router))
                         .await
                 }
             };
