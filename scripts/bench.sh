@@ -147,7 +147,7 @@ kill "$dev_pid"; wait "$dev_pid" 2>/dev/null || true
 # the CRL at start. Time from its log, peak RSS from /proc, next to a run with the
 # dev database as it was (a few thousand rows).
 crl_run() { # label -> "elapsed_ms entries bytes vmhwm_kib"
-    "$bin/carimbo" dev --data-dir "$work/dev" --listen 127.0.0.1:18443 --publication-listen 127.0.0.1:18080 >"$work/dev-$1.out" 2>&1 &
+    RUST_LOG=carimbo_server=info,warn "$bin/carimbo" dev --data-dir "$work/dev" --listen 127.0.0.1:18443 --publication-listen 127.0.0.1:18080 >"$work/dev-$1.out" 2>&1 &
     local pid=$!
     for _ in $(seq 1 1200); do
         grep -q 'CRL published.*int-server\|int-server.*CRL published' "$work/dev-$1.out" 2>/dev/null && break

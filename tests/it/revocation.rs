@@ -314,6 +314,17 @@ fn ocsp_and_crl_follow_a_revocation() {
     // The CRL lists it within the debounce; OpenSSL verifies the CRL and rejects the
     // certificate with it.
     let crl_der = wait_for_crl_entry(&ca, "int-server", &leaf.serial);
+    // The static copy for plain file hosting (`crl-directory`) follows.
+    let copy = ca.dir.join("crl-out/int-server.crl");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while std::fs::read(&copy).ok().as_deref() != Some(crl_der.as_slice()) {
+        assert!(
+            Instant::now() < deadline,
+            "{} is not the served CRL",
+            copy.display()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     let crl = work.path().join("crl.der");
     std::fs::write(&crl, &crl_der).unwrap();
     let crl_pem = work.path().join("crl.pem");
@@ -1154,4 +1165,52 @@ fn a_client_certificate_revokes_itself_over_mtls_and_nothing_else() {
         .unwrap()
         .unwrap();
     assert_eq!(record.status, carimbo_store::CertificateStatus::Issued);
+}
+
+#[test]
+fn nonces_are_echoed_only_by_issuers_that_enable_them() {
+    let Some(ca) = start_ca() else { return };
+    let pki = ceremony_pki().unwrap();
+    let root = pki.path("root.pem");
+    let url = format!("{}/ocsp", ca.publication_url);
+    let with_nonce = |issuer: &Path, cert: &Path| {
+        let (_, text) = openssl(&[
+            "ocsp",
+            "-issuer",
+            s(issuer),
+            "-CAfile",
+            s(&root),
+            "-url",
+            &url,
+            "-timeout",
+            "5",
+            "-cert",
+            s(cert),
+        ]);
+        text
+    };
+    // int-workload has ocsp-nonce = true: the nonce comes back, signed live.
+    let uri = "spiffe://lab.example.com/ns/shop/sa/nonce";
+    let request = p256(&[&format!("subjectAltName=URI:{uri}")]);
+    let token = ca.token("lab", "workload", &[&format!("uri:{uri}")], "1h", "5m");
+    let (status, reply) = ca.issue(&token, &request.csr, "workload", None);
+    assert_eq!(status, 201, "{reply}");
+    let (workload, _) = write_issued(request.dir.path(), &reply);
+    let issuer = pki.path("int-workload.pem");
+    for _ in 0..2 {
+        let text = with_nonce(&issuer, &workload);
+        assert!(
+            text.contains("Response verify OK") && text.contains(": good"),
+            "{text}"
+        );
+        assert!(!text.to_lowercase().contains("nonce"), "{text}");
+    }
+    // int-server does not: the pre-signed answer, without the nonce (OpenSSL warns).
+    let leaf = issue_server(&ca, "no-nonce.example.com");
+    let text = with_nonce(&pki.path("int-server.pem"), &leaf.cert());
+    assert!(
+        text.contains("Response verify OK") && text.contains(": good"),
+        "{text}"
+    );
+    assert!(text.contains("WARNING: no nonce in response"), "{text}");
 }

@@ -133,6 +133,7 @@ profiles = ["client", "workload"]
 certificate = {workload:?}
 chain = [{root:?}]
 key-reference = {workload_key:?}
+ocsp-nonce = true
 [[provisioners]]
 name = "lab"
 type = "token"
@@ -165,6 +166,8 @@ type = "token"
 profiles = ["server"]
 sans = ["dns:*.narrow.example.com"]
 max-ttl = "24h"
+[revocation]
+crl-directory = "crl-out"
 [[admins]]
 name = "alice"
 role = "admin"

@@ -239,6 +239,7 @@ impl CrlService {
             self.remember(&issuer.name, &crl);
             if let Some(directory) = &self.directory {
                 let path = directory.join(format!("{}.crl", issuer.name));
+                let _ = std::fs::create_dir_all(directory);
                 let written =
                     carimbo_kms::PendingFile::create(&path, 0o644).and_then(|mut file| {
                         std::io::Write::write_all(file.file(), &crl.der)

@@ -48,6 +48,8 @@ const CACHE_CAPACITY: usize = 1_000_000;
 const THIS_UPDATE_BACKDATE: time::Duration = time::Duration::minutes(1);
 /// The algorithm of responder keys: fast to sign and verify everywhere.
 const RESPONDER_ALGORITHM: SignatureAlgorithm = SignatureAlgorithm::EcdsaP256Sha256;
+/// A responder certificate with less validity left than this signs nothing more.
+const RESPONDER_MIN_LEFT: time::Duration = time::Duration::minutes(10);
 /// Answers refreshed per run of the refresh job.
 const REFRESH_BATCH: u32 = 2_000;
 
@@ -285,13 +287,13 @@ impl OcspService {
         (cache.len(), fresh)
     }
 
-    /// Whether every issuer has a responder whose certificate is valid at `now`.
+    /// Whether every issuer has a responder the signer would still use at `now`.
     pub fn responders_ready(&self, now: OffsetDateTime) -> bool {
         self.issuers.iter().all(|i| {
             i.responder
                 .read()
                 .ok()
-                .and_then(|r| r.as_ref().map(|r| r.not_after > now))
+                .and_then(|r| r.as_ref().map(|r| r.not_after > now + RESPONDER_MIN_LEFT))
                 .unwrap_or(false)
         })
     }
@@ -500,7 +502,7 @@ impl OcspService {
     ) -> Result<(Vec<u8>, OffsetDateTime, OffsetDateTime, String), String> {
         let responder = self
             .current_responder(index)
-            .filter(|r| r.not_after > now + time::Duration::minutes(10))
+            .filter(|r| r.not_after > now + RESPONDER_MIN_LEFT)
             .ok_or_else(|| "no valid OCSP responder certificate".to_owned())?;
         let this_update = now - THIS_UPDATE_BACKDATE;
         let next_update = (this_update + self.validity).min(responder.not_after);

@@ -501,10 +501,10 @@ async fn revoke_certificate(
     let request_id = random_id(8).unwrap_or_default();
     let serial = serial.to_ascii_lowercase();
     let result = async {
-        if serial.is_empty() || serial.len() > 42 || !serial.bytes().all(|b| b.is_ascii_hexdigit())
+        if serial.is_empty() || serial.len() > 40 || !serial.bytes().all(|b| b.is_ascii_hexdigit())
         {
             return Err(ApiError::MalformedRequest(
-                "a serial is 1 to 42 hex digits".into(),
+                "a serial is 1 to 40 hex digits".into(),
             ));
         }
         let authorization = headers
