@@ -9,6 +9,14 @@ missing=()
 command -v openssl >/dev/null || missing+=(openssl)
 command -v softhsm2-util >/dev/null || missing+=(softhsm2)
 command -v pkcs11-tool >/dev/null || missing+=(opensc)
+# PostgreSQL server programs: the store's tests start a throwaway server (as the
+# `postgres` user when run as root). Debian keeps initdb off PATH.
+have_initdb() {
+    { command -v pg_config >/dev/null && [ -x "$(pg_config --bindir)/initdb" ]; } ||
+        compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null ||
+        command -v initdb >/dev/null
+}
+have_initdb || missing+=(postgresql)
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "installing: ${missing[*]}"

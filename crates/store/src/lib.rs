@@ -13,9 +13,12 @@
 //! implementation over sqlx's `Any` driver: every backend keeps its native types,
 //! placeholders and locking (`BEGIN IMMEDIATE` here, row locks and `LISTEN/NOTIFY` in
 //! PostgreSQL), and nothing needs a database at compile time (no `query!` macros).
-//! Today there is [`SqliteStore`] (one node, schema in `migrations/sqlite/`);
-//! PostgreSQL, for several replicas, comes behind the same traits with its own
-//! `migrations/postgres/`. The hash chain's layout lives in [`audit`], shared by both.
+//! There is [`SqliteStore`] (one node, schema in `migrations/sqlite/`) and
+//! [`PostgresStore`] (several replicas sharing one database, schema in
+//! `migrations/postgres/`: the same tables and invariants in PostgreSQL terms, with row
+//! and advisory locks where SQLite relies on its single writer). The hash chain's layout
+//! lives in [`audit`], shared by both; so are the checks on every value written, and one
+//! conformance test suite runs against both backends.
 //!
 //! ## Durability
 //!
@@ -30,6 +33,16 @@
 //! dedicated connection, queued in the process; reads use a pool of `query_only`
 //! connections that WAL lets run alongside the writer. The file is created with mode
 //! 0600; SQLite gives its `-wal` and `-shm` files the same mode.
+//!
+//! [`PostgresStore`] leaves durability to the server: a call returns after its commit,
+//! which PostgreSQL acknowledges once its WAL is flushed under the default
+//! `synchronous_commit = on` (keep it on, and `fsync` too, for the same guarantee; a
+//! synchronous standby extends it beyond one machine). Where SQLite serialises writers,
+//! PostgreSQL replicas write concurrently: operations that read before they write lock
+//! what they read (an advisory lock per audit chain, one for revocations so that log
+//! ids follow commit order, the issuer's CRL head row for publishing, a share lock on
+//! the certificate row while an OCSP answer is stored). The connection URL may carry
+//! a password: it is never logged nor put in errors, and `Debug` omits it.
 //!
 //! Timestamps are stored as unix seconds: sub-second parts are dropped and values
 //! come back in UTC.
@@ -86,8 +99,13 @@
 
 mod error;
 mod model;
+mod postgres;
 mod sqlite;
 mod traits;
+mod validate;
+
+#[cfg(test)]
+mod conformance;
 
 pub mod audit;
 
@@ -98,5 +116,6 @@ pub use model::{
     RevocationLogEntry, RevocationOutcome, RevokedEntry, StoredAuditEvent, StoredCrl,
     StoredOcspResponse,
 };
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use traits::{AuditStore, CertificateStore, LineageStore, RevocationStore, Store, TokenStore};

@@ -19,6 +19,11 @@ use sqlx::{Row, SqlSafeStr};
 use time::OffsetDateTime;
 
 use crate::audit::{ChainVerifier, GENESIS_HASH, canonical_json, event_hash};
+use crate::validate::{
+    VERIFY_PAGE, check_intent, check_token, intent_error, is_unique_violation, keyring_error,
+    keyring_json, keyring_record_from, names_from_json, names_to_json, non_negative,
+    optional_time_from, time_from, unix,
+};
 use crate::{
     AuditStore, BootstrapToken, CertificateRecord, CertificateStatus, CertificateStore,
     IssuanceIntent, Lineage, LineageStore, StoreError, StoredAuditEvent, TokenStore,
@@ -48,9 +53,6 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
 /// How long an operation waits for a pooled connection (writes queue for the single
 /// writer connection) before failing with a database error.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Rows read per round trip when verifying an audit chain.
-const VERIFY_PAGE: i64 = 1000;
 
 /// Tuning of a [`SqliteStore`]. Nothing in it is secret (a SQLite database has no
 /// password), so `Debug` shows it whole.
@@ -243,74 +245,6 @@ fn create_private_file(path: &Path) -> Result<(), StoreError> {
 // ---------------------------------------------------------------------------------
 // Conversions and checks shared by the trait implementations.
 
-fn unix(time: OffsetDateTime) -> i64 {
-    time.unix_timestamp()
-}
-
-fn time_from(seconds: i64, column: &str) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::from_unix_timestamp(seconds)
-        .map_err(|_| StoreError::Corrupt(format!("{column}: timestamp {seconds} out of range")))
-}
-
-fn optional_time_from(
-    seconds: Option<i64>,
-    column: &str,
-) -> Result<Option<OffsetDateTime>, StoreError> {
-    seconds.map(|s| time_from(s, column)).transpose()
-}
-
-fn names_to_json(names: &[String]) -> Result<String, StoreError> {
-    serde_json::to_string(names).map_err(|e| StoreError::Invalid(format!("names: {e}")))
-}
-
-fn names_from_json(text: &str, column: &str) -> Result<Vec<String>, StoreError> {
-    serde_json::from_str(text)
-        .map_err(|_| StoreError::Corrupt(format!("{column}: not a JSON list of strings")))
-}
-
-fn is_lower_hex(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
-
-fn check_serial(serial: &str) -> Result<(), StoreError> {
-    if is_lower_hex(serial) && serial.len() <= 64 {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(
-            "serial: expected 1 to 64 lowercase hex digits".into(),
-        ))
-    }
-}
-
-fn check_sha256_hex(value: &str, what: &str) -> Result<(), StoreError> {
-    if is_lower_hex(value) && value.len() == 64 {
-        Ok(())
-    } else {
-        Err(StoreError::Invalid(format!(
-            "{what}: expected 64 lowercase hex digits (SHA-256)"
-        )))
-    }
-}
-
-fn check_intent(intent: &IssuanceIntent) -> Result<(), StoreError> {
-    check_serial(&intent.serial)?;
-    check_sha256_hex(&intent.subject_key_sha256, "subject key hash")?;
-    if intent.sans.is_empty() {
-        return Err(StoreError::Invalid(
-            "intent: a certificate needs at least one subject alternative name".into(),
-        ));
-    }
-    if unix(intent.not_after) <= unix(intent.not_before) {
-        return Err(StoreError::Invalid(
-            "intent: not_after must be after not_before".into(),
-        ));
-    }
-    if intent.lint_certificate.is_empty() {
-        return Err(StoreError::Invalid("intent: empty lint certificate".into()));
-    }
-    Ok(())
-}
-
 fn column<'r, T>(row: &'r SqliteRow, name: &str) -> Result<T, StoreError>
 where
     T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
@@ -321,21 +255,7 @@ where
 
 /// Reads a non-negative integer column as `u64`.
 fn sequence_column(row: &SqliteRow, name: &str) -> Result<u64, StoreError> {
-    let value: i64 = column(row, name)?;
-    u64::try_from(value).map_err(|_| StoreError::Corrupt(format!("{name}: negative ({value})")))
-}
-
-/// Whether `error` is the database refusing a duplicate key.
-fn is_unique_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(e) if e.is_unique_violation())
-}
-
-fn is_foreign_key_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(e) if e.is_foreign_key_violation())
-}
-
-fn is_check_violation(error: &sqlx::Error) -> bool {
-    matches!(error, sqlx::Error::Database(e) if e.is_check_violation())
+    non_negative(column(row, name)?, name)
 }
 
 fn intent_from_row(row: &SqliteRow) -> Result<IssuanceIntent, StoreError> {
@@ -449,18 +369,7 @@ impl CertificateStore for SqliteStore {
         .bind(unix(intent.created_at))
         .execute(&self.writer)
         .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_unique_violation(&e) => Err(StoreError::SerialCollision),
-            Err(e) if is_foreign_key_violation(&e) => Err(StoreError::Conflict(format!(
-                "lineage {:?} does not exist",
-                intent.lineage
-            ))),
-            Err(e) if is_check_violation(&e) => Err(StoreError::Invalid(
-                "intent: refused by a check constraint".into(),
-            )),
-            Err(e) => Err(e.into()),
-        }
+        result.map(|_| ()).map_err(|e| intent_error(e, intent))
     }
 
     async fn complete_issuance(
@@ -580,12 +489,7 @@ impl CertificateStore for SqliteStore {
 #[async_trait]
 impl TokenStore for SqliteStore {
     async fn insert_token(&self, token: &BootstrapToken) -> Result<(), StoreError> {
-        check_sha256_hex(&token.token_hash, "token hash")?;
-        if token.max_ttl_seconds <= 0 {
-            return Err(StoreError::Invalid(
-                "token: max TTL must be positive".into(),
-            ));
-        }
+        check_token(token)?;
         let result = sqlx::query(
             "INSERT INTO bootstrap_tokens (token_hash, provisioner, profile, sans, \
              max_ttl_seconds, expires_at, created_by, created_at) \
@@ -865,8 +769,7 @@ impl carimbo_kms::KeyringStore for SqliteStore {
     }
 
     async fn insert(&self, record: &carimbo_kms::KeyRecord) -> carimbo_kms::Result<()> {
-        let json = serde_json::to_string(record)
-            .map_err(|e| carimbo_kms::Error::Store(format!("encoding key record: {e}")))?;
+        let json = keyring_json(record)?;
         let result =
             sqlx::query("INSERT INTO keyring_keys (name, revision, record) VALUES (?, ?, ?)")
                 .bind(record.name.as_str())
@@ -884,8 +787,7 @@ impl carimbo_kms::KeyringStore for SqliteStore {
     }
 
     async fn update(&self, record: &carimbo_kms::KeyRecord) -> carimbo_kms::Result<()> {
-        let json = serde_json::to_string(record)
-            .map_err(|e| carimbo_kms::Error::Store(format!("encoding key record: {e}")))?;
+        let json = keyring_json(record)?;
         let revision = i64::try_from(record.revision).unwrap_or(i64::MAX);
         let updated = sqlx::query(
             "UPDATE keyring_keys SET revision = ?, record = ? WHERE name = ? AND revision = ?",
@@ -916,14 +818,9 @@ impl carimbo_kms::KeyringStore for SqliteStore {
     }
 }
 
-fn keyring_error(error: sqlx::Error) -> carimbo_kms::Error {
-    carimbo_kms::Error::Store(format!("database: {error}"))
-}
-
 fn keyring_record(row: &SqliteRow) -> carimbo_kms::Result<carimbo_kms::KeyRecord> {
     let text: String = row.try_get("record").map_err(keyring_error)?;
-    serde_json::from_str(&text)
-        .map_err(|e| carimbo_kms::Error::Store(format!("stored key record: {e}")))
+    keyring_record_from(&text)
 }
 
 impl SqliteStore {

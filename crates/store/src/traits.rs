@@ -116,10 +116,11 @@ pub trait AuditStore: Send + Sync + fmt::Debug {
 /// [`StoreError::Invalid`]. Serials inside records to insert must be lowercase hex.
 #[async_trait]
 pub trait RevocationStore: Send + Sync + fmt::Debug {
-    /// Revokes `serial` with an RFC 5280 reason code, in one `BEGIN IMMEDIATE`
-    /// transaction: the certificate goes from issued to revoked (`reason`,
-    /// `revoked_at`); its stored OCSP answer is deleted (only fresh signing, which reads
-    /// the revoked status, may answer afterwards); a `revocation_log` row is appended;
+    /// Revokes `serial` with an RFC 5280 reason code, in one write transaction
+    /// (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: revocations serialised by an advisory
+    /// lock, the certificate row locked): the certificate goes from issued to revoked
+    /// (`reason`, `revoked_at`); its stored OCSP answer is deleted (only fresh signing,
+    /// which reads the revoked status, may answer afterwards); a `revocation_log` row is appended;
     /// the issuer's CRL head gets `revision` = that log id (the head is created, with
     /// CRL number 0, if absent); for reason 1 (keyCompromise) the subject key is
     /// blocked.
@@ -196,7 +197,8 @@ pub trait RevocationStore: Send + Sync + fmt::Debug {
         expired_after: OffsetDateTime,
     ) -> Result<(u64, Vec<RevokedEntry>), StoreError>;
 
-    /// Publishes a signed CRL in one `BEGIN IMMEDIATE` transaction: the head's
+    /// Publishes a signed CRL in one write transaction (SQLite: `BEGIN IMMEDIATE`;
+    /// PostgreSQL: the issuer's `crl_heads` row locked `FOR UPDATE`): the head's
     /// `last_number` must be `crl.number - 1` (no head counts as 0); the `crls` row is
     /// inserted; the head gets `last_number`, `last_this_update`, `last_next_update`
     /// and `published_revision = revision` (the revision the entries were read at, from

@@ -6,76 +6,25 @@ use sqlx::sqlite::{Sqlite, SqliteRow};
 use sqlx::{QueryBuilder, SqliteConnection};
 use time::OffsetDateTime;
 
-use super::{
-    SqliteStore, check_serial, check_sha256_hex, column, is_lower_hex, is_unique_violation,
-    optional_time_from, record_from_row, sequence_column, time_from, unix,
+use super::{SqliteStore, column, record_from_row, sequence_column};
+use crate::validate::{
+    KEY_COMPROMISE, check_crl, check_crl_head, check_filter, check_ocsp_response, check_reason,
+    check_responder, check_sha256_hex, is_unique_violation, optional_time_from, reason_from,
+    serial_argument, states_current, stored_u64, time_from, unix,
 };
 use crate::{
     CertificateFilter, CertificateRecord, CertificateStatus, CrlHead, DueOcspResponse,
-    OcspCertStatus, OcspResponderRecord, RevocationLogEntry, RevocationOutcome, RevocationStore,
-    RevokedEntry, StoreError, StoredCrl, StoredOcspResponse,
+    OcspResponderRecord, RevocationLogEntry, RevocationOutcome, RevocationStore, RevokedEntry,
+    StoreError, StoredCrl, StoredOcspResponse,
 };
-
-/// RFC 5280 CRLReason keyCompromise.
-const KEY_COMPROMISE: u8 = 1;
-
-/// Most records [`RevocationStore::find_certificates`] returns at once.
-const MAX_FIND_LIMIT: u32 = 100_000;
 
 /// The columns [`record_from_row`] reads (for queries built at run time).
 const RECORD_COLUMNS: &str = "serial, issuer, profile, provisioner, lineage, requester, sans, \
      subject_key_sha256, not_before, not_after, status, certificate, failure_reason, \
      created_at, issued_at, revoked_at, revocation_reason";
 
-/// A serial given as an argument: either case of hex digits, compared lowercase.
-fn serial_argument(serial: &str) -> Result<String, StoreError> {
-    let serial = serial.to_ascii_lowercase();
-    check_serial(&serial)?;
-    Ok(serial)
-}
-
-/// Reason codes [`RevocationStore::revoke`] accepts: 0–10 except 7 (unused) and 8
-/// (removeFromCRL, which only delta CRLs use).
-fn check_reason(reason: u8) -> Result<(), StoreError> {
-    if reason > 10 || reason == 7 || reason == 8 {
-        return Err(StoreError::Invalid(format!(
-            "revocation reason {reason}: expected an RFC 5280 code 0-10 other than 7 and 8"
-        )));
-    }
-    Ok(())
-}
-
-/// `value` as a stored INTEGER, or [`StoreError::Invalid`] naming `what`.
-fn stored_u64(value: u64, what: &str) -> Result<i64, StoreError> {
-    i64::try_from(value).map_err(|_| StoreError::Invalid(format!("{what}: too large")))
-}
-
 fn reason_column(row: &SqliteRow, name: &str) -> Result<u8, StoreError> {
-    let code: i64 = column(row, name)?;
-    u8::try_from(code)
-        .map_err(|_| StoreError::Corrupt(format!("revocation reason {code} out of range")))
-}
-
-fn check_not_empty(value: &str, what: &str) -> Result<(), StoreError> {
-    if value.is_empty() {
-        Err(StoreError::Invalid(format!("{what}: empty")))
-    } else {
-        Ok(())
-    }
-}
-
-fn check_validity(
-    start: OffsetDateTime,
-    end: OffsetDateTime,
-    what: &str,
-) -> Result<(), StoreError> {
-    if unix(end) <= unix(start) {
-        Err(StoreError::Invalid(format!(
-            "{what}: the end must be after the start"
-        )))
-    } else {
-        Ok(())
-    }
+    reason_from(column(row, name)?)
 }
 
 /// The record of `serial`, read on the connection of an open transaction.
@@ -126,11 +75,7 @@ fn ocsp_response_from_row(row: &SqliteRow) -> Result<StoredOcspResponse, StoreEr
         cert_id_hash: column(row, "cert_id_hash")?,
         cert_status: column::<String>(row, "cert_status")?.parse()?,
         revocation_reason: column::<Option<i64>>(row, "revocation_reason")?
-            .map(|code| {
-                u8::try_from(code).map_err(|_| {
-                    StoreError::Corrupt(format!("revocation reason {code} out of range"))
-                })
-            })
+            .map(reason_from)
             .transpose()?,
         this_update: time_from(column(row, "this_update")?, "this_update")?,
         next_update: time_from(column(row, "next_update")?, "next_update")?,
@@ -312,33 +257,7 @@ impl RevocationStore for SqliteStore {
         &self,
         filter: &CertificateFilter,
     ) -> Result<Vec<CertificateRecord>, StoreError> {
-        let selects = filter.issuer.is_some()
-            || filter.provisioner.is_some()
-            || filter.san.is_some()
-            || filter.subject_key_sha256.is_some()
-            || filter.lineage.is_some()
-            || filter.issued_from.is_some()
-            || filter.issued_until.is_some();
-        if !selects {
-            return Err(StoreError::Invalid(
-                "certificate filter: give at least one of issuer, provisioner, name, \
-                 subject key, lineage or issue time"
-                    .into(),
-            ));
-        }
-        if !(1..=MAX_FIND_LIMIT).contains(&filter.limit) {
-            return Err(StoreError::Invalid(format!(
-                "certificate filter: limit must be 1 to {MAX_FIND_LIMIT}"
-            )));
-        }
-        let subject_key = filter
-            .subject_key_sha256
-            .as_deref()
-            .map(|key| {
-                let key = key.to_ascii_lowercase();
-                check_sha256_hex(&key, "subject key hash").map(|()| key)
-            })
-            .transpose()?;
+        let subject_key = check_filter(filter)?;
 
         let mut query = QueryBuilder::<Sqlite>::new(format!(
             "SELECT {RECORD_COLUMNS} FROM certificates WHERE status = 'issued'"
@@ -471,16 +390,7 @@ impl RevocationStore for SqliteStore {
     }
 
     async fn publish_crl(&self, crl: &StoredCrl, revision: u64) -> Result<(), StoreError> {
-        check_not_empty(&crl.issuer, "CRL issuer")?;
-        if crl.der.is_empty() {
-            return Err(StoreError::Invalid("CRL: empty DER".into()));
-        }
-        if crl.number == 0 {
-            return Err(StoreError::Invalid("CRL number: starts at 1".into()));
-        }
-        check_validity(crl.this_update, crl.next_update, "CRL")?;
-        let number = stored_u64(crl.number, "CRL number")?;
-        let entries = stored_u64(crl.entries, "CRL entries")?;
+        let (number, entries) = check_crl(crl)?;
         let stored_revision = stored_u64(revision, "CRL revision")?;
 
         let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
@@ -498,25 +408,11 @@ impl RevocationStore for SqliteStore {
             ),
             None => (0, 0, 0),
         };
-        if revision > head_revision {
-            return Err(StoreError::Invalid(format!(
-                "CRL revision {revision}: issuer {:?} is at revision {head_revision}",
-                crl.issuer
-            )));
-        }
-        if last_number != crl.number - 1 {
-            return Err(StoreError::Conflict(format!(
-                "CRL number {} of issuer {:?} is not the next one: {last_number} was published",
-                crl.number, crl.issuer
-            )));
-        }
-        if revision < published_revision {
-            return Err(StoreError::Conflict(format!(
-                "CRL of issuer {:?} built at revision {revision}, older than the published \
-                 revision {published_revision}",
-                crl.issuer
-            )));
-        }
+        check_crl_head(
+            crl,
+            revision,
+            (last_number, head_revision, published_revision),
+        )?;
         let inserted = sqlx::query(
             "INSERT INTO crls (issuer, number, this_update, next_update, der, entries, \
              published_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -608,25 +504,7 @@ impl RevocationStore for SqliteStore {
     }
 
     async fn store_ocsp_response(&self, response: &StoredOcspResponse) -> Result<bool, StoreError> {
-        check_serial(&response.serial)?;
-        if !is_lower_hex(&response.responder) {
-            return Err(StoreError::Invalid(
-                "OCSP responder serial: expected lowercase hex".into(),
-            ));
-        }
-        if response.der.is_empty() {
-            return Err(StoreError::Invalid("OCSP response: empty DER".into()));
-        }
-        check_validity(response.this_update, response.next_update, "OCSP response")?;
-        if !matches!(
-            response.cert_id_hash.as_str(),
-            "sha1" | "sha256" | "sha384" | "sha512"
-        ) {
-            return Err(StoreError::Invalid(format!(
-                "OCSP CertID hash {:?}: expected sha1, sha256, sha384 or sha512",
-                response.cert_id_hash
-            )));
-        }
+        check_ocsp_response(response)?;
         let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
             "SELECT status, issuer, revocation_reason FROM certificates WHERE serial = ?",
@@ -643,21 +521,8 @@ impl RevocationStore for SqliteStore {
             )));
         }
         let status: CertificateStatus = column::<String>(&row, "status")?.parse()?;
-        let states_current_status = matches!(
-            (status, response.cert_status),
-            (CertificateStatus::Issued, OcspCertStatus::Good)
-                | (CertificateStatus::Revoked, OcspCertStatus::Revoked)
-        );
-        // A revoked answer must also state the current reason (keyCompromise may have
-        // replaced an earlier one); "no reason" stands for unspecified (RFC 5280 §5.3.1).
         let reason: Option<i64> = column(&row, "revocation_reason")?;
-        let states_current_reason = response.cert_status == OcspCertStatus::Good
-            || reason.filter(|r| *r != 0)
-                == response
-                    .revocation_reason
-                    .map(i64::from)
-                    .filter(|r| *r != 0);
-        if !states_current_status || !states_current_reason {
+        if !states_current(status, reason, response) {
             return Ok(false);
         }
         let stored_this_update: Option<i64> = sqlx::query_scalar(
@@ -741,16 +606,7 @@ impl RevocationStore for SqliteStore {
     }
 
     async fn insert_ocsp_responder(&self, record: &OcspResponderRecord) -> Result<(), StoreError> {
-        check_serial(&record.serial)?;
-        check_not_empty(&record.issuer, "OCSP responder issuer")?;
-        check_not_empty(&record.key_reference, "OCSP responder key reference")?;
-        check_not_empty(&record.algorithm, "OCSP responder algorithm")?;
-        if record.certificate.is_empty() {
-            return Err(StoreError::Invalid(
-                "OCSP responder: empty certificate".into(),
-            ));
-        }
-        check_validity(record.not_before, record.not_after, "OCSP responder")?;
+        check_responder(record)?;
         let result = sqlx::query(
             "INSERT INTO ocsp_responders (serial, issuer, key_reference, algorithm, certificate, \
              not_before, not_after, created_at, key_destroyed_at) \
@@ -818,6 +674,3 @@ impl RevocationStore for SqliteStore {
             .ok_or(StoreError::NotFound)
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,18 +1,21 @@
-//! Revocation, CRL and OCSP storage, against real SQLite files in temporary directories.
+//! Revocation, CRL and OCSP storage: the conformance tests of [`RevocationStore`].
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use time::{Duration, OffsetDateTime};
 
-use super::super::tests::{NOW, intent, lineage, open_temp, open_with_lineage};
-use super::*;
-use crate::{CertificateStore, IssuanceIntent, LineageStore, Store};
+use super::{Fixture, NOW, intent, lineage, with_lineage};
+use crate::{
+    CertificateFilter, CertificateRecord, CertificateStatus, CertificateStore, CrlHead,
+    DueOcspResponse, IssuanceIntent, LineageStore, OcspCertStatus, OcspResponderRecord,
+    RevocationLogEntry, RevocationStore, RevokedEntry, Store, StoreError, StoredCrl,
+    StoredOcspResponse,
+};
 
 const DER: &[u8] = b"certificate DER";
 
 /// Records and completes `intent`, issued at its `created_at`.
-async fn issue(store: &SqliteStore, intent: &IssuanceIntent) {
+pub(crate) async fn issue<S: Store>(store: &S, intent: &IssuanceIntent) {
     store.record_intent(intent).await.unwrap();
     store
         .complete_issuance(&intent.serial, DER, intent.created_at)
@@ -20,14 +23,18 @@ async fn issue(store: &SqliteStore, intent: &IssuanceIntent) {
         .unwrap();
 }
 
-/// A store with lineage-1 and certificate `0a` (issuer int-server) issued at NOW.
-async fn open_with_issued() -> (tempfile::TempDir, SqliteStore) {
-    let (dir, store) = open_with_lineage().await;
-    issue(&store, &intent("0a")).await;
-    (dir, store)
+/// A fresh store with lineage-1 and certificate `0a` (issuer int-server) issued at NOW.
+pub(crate) async fn with_issued<F: Fixture>() -> Option<F> {
+    let fixture = with_lineage::<F>().await?;
+    issue(fixture.store(), &intent("0a")).await;
+    Some(fixture)
 }
 
-fn answer(serial: &str, status: OcspCertStatus, this_update: OffsetDateTime) -> StoredOcspResponse {
+pub(crate) fn answer(
+    serial: &str,
+    status: OcspCertStatus,
+    this_update: OffsetDateTime,
+) -> StoredOcspResponse {
     StoredOcspResponse {
         serial: serial.into(),
         issuer: "int-server".into(),
@@ -42,7 +49,7 @@ fn answer(serial: &str, status: OcspCertStatus, this_update: OffsetDateTime) -> 
     }
 }
 
-fn crl(issuer: &str, number: u64, this_update: OffsetDateTime) -> StoredCrl {
+pub(crate) fn crl(issuer: &str, number: u64, this_update: OffsetDateTime) -> StoredCrl {
     StoredCrl {
         issuer: issuer.into(),
         number,
@@ -54,7 +61,7 @@ fn crl(issuer: &str, number: u64, this_update: OffsetDateTime) -> StoredCrl {
     }
 }
 
-fn responder(serial: &str, not_after: OffsetDateTime) -> OcspResponderRecord {
+pub(crate) fn responder(serial: &str, not_after: OffsetDateTime) -> OcspResponderRecord {
     OcspResponderRecord {
         serial: serial.into(),
         issuer: "int-server".into(),
@@ -68,16 +75,17 @@ fn responder(serial: &str, not_after: OffsetDateTime) -> OcspResponderRecord {
     }
 }
 
-async fn revocation_log_rows(store: &SqliteStore) -> i64 {
-    sqlx::query_scalar("SELECT COUNT(*) FROM revocation_log")
-        .fetch_one(&store.reader)
-        .await
-        .unwrap()
+async fn revocation_log_rows<F: Fixture>(f: &F) -> i64 {
+    f.scalar_i64("SELECT COUNT(*) FROM revocation_log").await
 }
 
-#[tokio::test]
-async fn revoking_changes_status_logs_bumps_the_head_and_drops_the_ocsp_answer() {
-    let (_dir, store) = open_with_issued().await;
+pub(crate) async fn revoking_changes_status_logs_bumps_the_head_and_drops_the_ocsp_answer<
+    F: Fixture,
+>() {
+    let Some(f) = with_issued::<F>().await else {
+        return;
+    };
+    let store = f.store();
     assert!(
         store
             .store_ocsp_response(&answer("0a", OcspCertStatus::Good, NOW))
@@ -125,9 +133,13 @@ async fn revoking_changes_status_logs_bumps_the_head_and_drops_the_ocsp_answer()
     assert_eq!(store.count_by_status().await.unwrap()["revoked"], 1);
 }
 
-#[tokio::test]
-async fn revoking_again_changes_nothing_except_an_upgrade_to_key_compromise() {
-    let (_dir, store) = open_with_issued().await;
+pub(crate) async fn revoking_again_changes_nothing_except_an_upgrade_to_key_compromise<
+    F: Fixture,
+>() {
+    let Some(f) = with_issued::<F>().await else {
+        return;
+    };
+    let store = f.store();
     let revoked_at = NOW + Duration::hours(1);
     let first = store.revoke("0a", 4, revoked_at).await.unwrap();
 
@@ -183,13 +195,15 @@ async fn revoking_again_changes_nothing_except_an_upgrade_to_key_compromise() {
     assert_eq!(store.revocations_after(u64::MAX, 10).await.unwrap(), vec![]);
 }
 
-#[tokio::test]
-async fn key_compromise_blocks_the_subject_key_once() {
-    let (_dir, store) = open_with_lineage().await;
+pub(crate) async fn key_compromise_blocks_the_subject_key_once<F: Fixture>() {
+    let Some(f) = with_lineage::<F>().await else {
+        return;
+    };
+    let store = f.store();
     let key = "cd".repeat(32);
     for serial in ["01", "02"] {
         issue(
-            &store,
+            store,
             &IssuanceIntent {
                 subject_key_sha256: key.clone(),
                 ..intent(serial)
@@ -202,14 +216,12 @@ async fn key_compromise_blocks_the_subject_key_once() {
     assert!(store.is_key_blocked(&key).await.unwrap());
     // A second certificate with the same key: blocked already, no error.
     assert!(store.revoke("02", 1, NOW).await.unwrap().changed);
-    let (serial, blocked): (String, i64) = sqlx::query_as(
-        "SELECT serial, (SELECT COUNT(*) FROM blocked_keys) FROM blocked_keys \
-         WHERE subject_key_sha256 = ?",
-    )
-    .bind(&key)
-    .fetch_one(&store.reader)
-    .await
-    .unwrap();
+    let serial = f
+        .scalar_text(&format!(
+            "SELECT serial FROM blocked_keys WHERE subject_key_sha256 = '{key}'"
+        ))
+        .await;
+    let blocked = f.scalar_i64("SELECT COUNT(*) FROM blocked_keys").await;
     assert_eq!((serial.as_str(), blocked), ("01", 1));
     assert!(matches!(
         store.is_key_blocked("not-a-hash").await,
@@ -217,9 +229,11 @@ async fn key_compromise_blocks_the_subject_key_once() {
     ));
 }
 
-#[tokio::test]
-async fn revoke_refuses_unknown_unissued_and_malformed() {
-    let (_dir, store) = open_with_issued().await;
+pub(crate) async fn revoke_refuses_unknown_unissued_and_malformed<F: Fixture>() {
+    let Some(f) = with_issued::<F>().await else {
+        return;
+    };
+    let store = f.store();
     store.record_intent(&intent("0b")).await.unwrap();
     store.record_intent(&intent("0c")).await.unwrap();
     store.fail_issuance("0c", "signing failed").await.unwrap();
@@ -268,19 +282,15 @@ async fn revoke_refuses_unknown_unissued_and_malformed() {
     );
 }
 
-#[tokio::test]
-async fn a_revocation_that_fails_midway_leaves_everything_as_it_was() {
-    let (_dir, store) = open_with_issued().await;
+pub(crate) async fn a_revocation_that_fails_midway_leaves_everything_as_it_was<F: Fixture>() {
+    let Some(f) = with_issued::<F>().await else {
+        return;
+    };
+    let store = f.store();
     let good = answer("0a", OcspCertStatus::Good, NOW);
     assert!(store.store_ocsp_response(&good).await.unwrap());
     // Make the last write of a keyCompromise revocation fail.
-    sqlx::raw_sql(
-        "CREATE TRIGGER test_refuse_block BEFORE INSERT ON blocked_keys \
-         BEGIN SELECT RAISE(ABORT, 'refused by test'); END",
-    )
-    .execute(&store.writer)
-    .await
-    .unwrap();
+    f.refuse_inserts("blocked_keys").await;
     assert!(matches!(
         store.revoke("0a", 1, NOW).await,
         Err(StoreError::Database(_))
@@ -291,31 +301,24 @@ async fn a_revocation_that_fails_midway_leaves_everything_as_it_was() {
         CertificateStatus::Issued
     );
     assert_eq!(store.ocsp_response("0a", "sha1").await.unwrap(), Some(good));
-    assert_eq!(revocation_log_rows(&store).await, 0);
+    assert_eq!(revocation_log_rows(&f).await, 0);
     assert_eq!(store.crl_head("int-server").await.unwrap(), None);
     // The log cannot be rewritten either.
-    sqlx::raw_sql("DROP TRIGGER test_refuse_block")
-        .execute(&store.writer)
-        .await
-        .unwrap();
+    f.allow_inserts("blocked_keys").await;
     store.revoke("0a", 1, NOW).await.unwrap();
     assert!(
-        sqlx::query("UPDATE revocation_log SET reason = 0")
-            .execute(&store.writer)
+        f.execute("UPDATE revocation_log SET reason = 0")
             .await
             .is_err()
     );
-    assert!(
-        sqlx::query("DELETE FROM revocation_log")
-            .execute(&store.writer)
-            .await
-            .is_err()
-    );
+    assert!(f.execute("DELETE FROM revocation_log").await.is_err());
 }
 
-#[tokio::test]
-async fn an_ocsp_answer_is_stored_only_while_it_states_the_current_status() {
-    let (_dir, store) = open_with_issued().await;
+pub(crate) async fn an_ocsp_answer_is_stored_only_while_it_states_the_current_status<F: Fixture>() {
+    let Some(f) = with_issued::<F>().await else {
+        return;
+    };
+    let store = f.store();
     let t = NOW + Duration::minutes(10);
     // A revoked answer for an issued certificate: refused.
     assert!(
@@ -446,17 +449,19 @@ async fn an_ocsp_answer_is_stored_only_while_it_states_the_current_status() {
     ));
 }
 
-#[tokio::test]
-async fn ocsp_answers_due_at_half_their_validity() {
-    let (_dir, store) = open_with_lineage().await;
+pub(crate) async fn ocsp_answers_due_at_half_their_validity<F: Fixture>() {
+    let Some(f) = with_lineage::<F>().await else {
+        return;
+    };
+    let store = f.store();
     // 01: answer valid NOW..NOW+4h, due at NOW+2h. 02: valid NOW+1h..NOW+5h, due at
     // NOW+3h. 03: no answer. 04: its answer is due, but the certificate expires at
     // NOW+2h30. 05: revoked, no answer.
     for serial in ["01", "02", "03", "05"] {
-        issue(&store, &intent(serial)).await;
+        issue(store, &intent(serial)).await;
     }
     issue(
-        &store,
+        store,
         &IssuanceIntent {
             not_after: NOW + Duration::minutes(150),
             ..intent("04")
@@ -515,12 +520,11 @@ async fn ocsp_answers_due_at_half_their_validity() {
     );
 }
 
-#[tokio::test]
-async fn crl_numbers_follow_commit_order_and_survive_reopening() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("carimbo.db");
-    let store = SqliteStore::open(&path).await.unwrap();
-    store.create_lineage(&lineage("lineage-1")).await.unwrap();
+pub(crate) async fn crl_numbers_follow_commit_order_and_survive_reopening<F: Fixture>() {
+    let Some(f) = with_lineage::<F>().await else {
+        return;
+    };
+    let store = f.store().clone();
     issue(&store, &intent("0a")).await;
     issue(&store, &intent("0b")).await;
 
@@ -594,20 +598,13 @@ async fn crl_numbers_follow_commit_order_and_survive_reopening() {
 
     // Published CRLs cannot be changed or removed.
     assert!(
-        sqlx::query("UPDATE crls SET der = x'00'")
-            .execute(&store.writer)
+        f.execute("UPDATE crls SET entries = entries + 1")
             .await
             .is_err()
     );
-    assert!(
-        sqlx::query("DELETE FROM crls")
-            .execute(&store.writer)
-            .await
-            .is_err()
-    );
-    store.close().await;
+    assert!(f.execute("DELETE FROM crls").await.is_err());
 
-    let store = SqliteStore::open(&path).await.unwrap();
+    let store = f.reopen(store).await;
     assert_eq!(
         store.latest_crl("int-server").await.unwrap(),
         Some(third.clone())
@@ -651,9 +648,11 @@ async fn crl_numbers_follow_commit_order_and_survive_reopening() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_publishers_get_each_number_once() {
-    let (_dir, store) = open_temp().await;
+pub(crate) async fn concurrent_publishers_get_each_number_once<F: Fixture>() {
+    let Some(f) = F::fresh().await else {
+        return;
+    };
+    let store = f.store();
     let mut tasks = Vec::new();
     for task in 0..8u8 {
         let store = store.clone();
@@ -694,14 +693,16 @@ async fn concurrent_publishers_get_each_number_once() {
     assert_eq!(numbers, (1..=40).collect::<Vec<u64>>());
 }
 
-#[tokio::test]
-async fn revoked_entries_stay_until_a_crl_follows_their_expiry() {
-    let (_dir, store) = open_with_lineage().await;
+pub(crate) async fn revoked_entries_stay_until_a_crl_follows_their_expiry<F: Fixture>() {
+    let Some(f) = with_lineage::<F>().await else {
+        return;
+    };
+    let store = f.store();
     // Serials 01..05 expire at NOW+1h..NOW+5h; all revoked, plus an issued 06 and a
     // revoked 07 of another issuer.
     for i in 1..=5 {
         issue(
-            &store,
+            store,
             &IssuanceIntent {
                 not_after: NOW + Duration::hours(i),
                 ..intent(&format!("{i:02}"))
@@ -709,9 +710,9 @@ async fn revoked_entries_stay_until_a_crl_follows_their_expiry() {
         )
         .await;
     }
-    issue(&store, &intent("06")).await;
+    issue(store, &intent("06")).await;
     issue(
-        &store,
+        store,
         &IssuanceIntent {
             issuer: "int-client".into(),
             ..intent("07")
@@ -771,9 +772,11 @@ async fn revoked_entries_stay_until_a_crl_follows_their_expiry() {
     );
 }
 
-#[tokio::test]
-async fn find_certificates_matches_every_given_field() {
-    let (_dir, store) = open_with_lineage().await;
+pub(crate) async fn find_certificates_matches_every_given_field<F: Fixture>() {
+    let Some(f) = with_lineage::<F>().await else {
+        return;
+    };
+    let store = f.store();
     store.create_lineage(&lineage("lineage-2")).await.unwrap();
     let base = |serial: &str, minutes: i64| IssuanceIntent {
         created_at: NOW + Duration::minutes(minutes),
@@ -803,7 +806,7 @@ async fn find_certificates_matches_every_given_field() {
         base("06", 50),
     ];
     for certificate in &certificates {
-        issue(&store, certificate).await;
+        issue(store, certificate).await;
     }
     store.revoke("06", 0, NOW).await.unwrap();
     let serials = |records: Vec<CertificateRecord>| -> Vec<String> {
@@ -964,9 +967,13 @@ async fn find_certificates_matches_every_given_field() {
     }
 }
 
-#[tokio::test]
-async fn ocsp_responders_are_listed_newest_first_and_keep_their_destruction_time() {
-    let (_dir, store) = open_temp().await;
+pub(crate) async fn ocsp_responders_are_listed_newest_first_and_keep_their_destruction_time<
+    F: Fixture,
+>() {
+    let Some(f) = F::fresh().await else {
+        return;
+    };
+    let store = f.store();
     let older = responder("0100", NOW + Duration::days(7));
     let newer = responder("0200", NOW + Duration::days(14));
     store.insert_ocsp_responder(&older).await.unwrap();
@@ -1030,17 +1037,14 @@ async fn ocsp_responders_are_listed_newest_first_and_keep_their_destruction_time
         Err(StoreError::Invalid(_))
     ));
     assert_eq!(store.ocsp_responders("nobody").await.unwrap(), vec![]);
-    assert!(
-        sqlx::query("DELETE FROM ocsp_responders")
-            .execute(&store.writer)
-            .await
-            .is_err()
-    );
+    assert!(f.execute("DELETE FROM ocsp_responders").await.is_err());
 }
 
-#[tokio::test]
-async fn revocation_works_through_a_store_object() {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::in_memory().await.unwrap());
+pub(crate) async fn revocation_works_through_a_store_object<F: Fixture>() {
+    let Some(f) = F::fresh().await else {
+        return;
+    };
+    let store: Arc<dyn Store> = Arc::new(f.store().clone());
     store.create_lineage(&lineage("lineage-1")).await.unwrap();
     store.record_intent(&intent("01")).await.unwrap();
     store.complete_issuance("01", DER, NOW).await.unwrap();
@@ -1057,78 +1061,5 @@ async fn revocation_works_through_a_store_object() {
             .1
             .len(),
         1
-    );
-}
-
-/// Test-only bulk load: `count` revoked certificates of `issuer` in one INSERT ... SELECT
-/// (one statement, one transaction), serials `{prefix}{i:016x}`.
-async fn insert_revoked(store: &SqliteStore, issuer: &str, prefix: &str, count: i64) {
-    sqlx::query(
-        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?) \
-         INSERT INTO certificates (serial, issuer, profile, provisioner, lineage, requester, \
-         sans, subject_key_sha256, not_before, not_after, lint_certificate, request_id, \
-         status, certificate, created_at, issued_at, revoked_at, revocation_reason) \
-         SELECT ? || printf('%016x', i), ?, 'server', 'tokens', 'lineage-1', 'bulk', \
-         '[\"bulk.example.internal\"]', printf('%064x', i), ?, ?, x'30', 'req-bulk', \
-         'revoked', x'3000', ?, ?, ? + i % 86400, i % 7 FROM n",
-    )
-    .bind(count)
-    .bind(prefix)
-    .bind(issuer)
-    .bind(unix(NOW))
-    .bind(unix(NOW + Duration::days(90)))
-    .bind(unix(NOW))
-    .bind(unix(NOW))
-    .bind(unix(NOW))
-    .execute(&store.writer)
-    .await
-    .unwrap();
-}
-
-#[tokio::test]
-async fn revoked_for_crl_reads_200_000_entries_in_one_query() {
-    const COUNT: usize = 200_000;
-    let (_dir, store) = open_with_lineage().await;
-    let started = Instant::now();
-    insert_revoked(&store, "int-bulk", "a", i64::try_from(COUNT).unwrap()).await;
-    // Noise the query must skip through the index: another issuer.
-    insert_revoked(&store, "int-other", "b", 50_000).await;
-    let loaded = started.elapsed();
-
-    // The plan is a range over certificates_issuer_status, not a scan.
-    let plan: Vec<String> = sqlx::query_as::<_, (i64, i64, i64, String)>(
-        "EXPLAIN QUERY PLAN SELECT serial, revoked_at, revocation_reason \
-         FROM certificates INDEXED BY certificates_issuer_status \
-         WHERE issuer = ? AND status = 'revoked' AND not_after >= ? ORDER BY serial",
-    )
-    .bind("int-bulk")
-    .bind(0_i64)
-    .fetch_all(&store.reader)
-    .await
-    .unwrap()
-    .into_iter()
-    .map(|step| step.3)
-    .collect();
-    assert!(
-        plan.iter()
-            .any(|step| step.contains("USING INDEX certificates_issuer_status")),
-        "{plan:?}"
-    );
-
-    let started = Instant::now();
-    let (revision, entries) = store.revoked_for_crl("int-bulk", NOW).await.unwrap();
-    let read = started.elapsed();
-    assert_eq!(revision, 0, "bulk rows bypassed revoke: no head");
-    assert_eq!(entries.len(), COUNT);
-    assert!(
-        entries
-            .windows(2)
-            .all(|pair| pair[0].serial < pair[1].serial)
-    );
-    assert_eq!(entries[0].serial, format!("a{:016x}", 1));
-    assert_eq!(entries[0].reason, 1);
-    eprintln!(
-        "loaded {} rows in {loaded:?}, read {COUNT} entries in {read:?}",
-        COUNT + 50_000
     );
 }
