@@ -207,6 +207,7 @@ impl CrlService {
                     })
                 })
                 .collect::<Result<Vec<_>, CrlError>>()?;
+            drop(entries);
             let count = revoked.len() as u64;
             let template = CrlTemplate {
                 kind: CrlKind::Crl,
@@ -216,7 +217,11 @@ impl CrlService {
                 revoked,
                 issuing_distribution_point: Some(crl_url(&state.publication_url, &issuer.name)),
             };
-            let prepared = prepare_crl(&template, &issuer.info, now)
+            // Building and linting a large CRL takes CPU time: off the async workers.
+            let info = issuer.info.clone();
+            let prepared = tokio::task::spawn_blocking(move || prepare_crl(&template, &info, now))
+                .await
+                .map_err(|e| CrlError::Build(format!("CRL of {}: {e}", issuer.name)))?
                 .map_err(|e| CrlError::Build(format!("CRL of {}: {e}", issuer.name)))?;
             let der = prepared
                 .sign(issuer.key.as_ref())
