@@ -624,8 +624,8 @@ fn crl_numbers_increase_across_restarts_and_publishers() {
         for _ in 0..3 {
             // Both publish at once: every number is used once, none goes backwards.
             let (a, b) = tokio::join!(
-                ca.state.crls.publish(&ca.state, &issuer),
-                other.crls.publish(&other, &issuer)
+                ca.state.crls.publish(&ca.state, &issuer, None),
+                other.crls.publish(&other, &issuer, None)
             );
             numbers.push(a.unwrap());
             numbers.push(b.unwrap());
@@ -1213,4 +1213,133 @@ fn nonces_are_echoed_only_by_issuers_that_enable_them() {
         "{text}"
     );
     assert!(text.contains("WARNING: no nonce in response"), "{text}");
+}
+
+#[test]
+fn a_sharded_issuer_lists_each_revocation_in_the_shard_its_certificate_names() {
+    let Some(ca) = start_ca() else { return };
+    let pki = ceremony_pki().unwrap();
+    let issuer = pki.path("int-workload.pem");
+    let root = pki.path("root.pem");
+    // int-workload has crl-shards = 4: each certificate names one shard's CRL.
+    let mut issued = Vec::new();
+    for index in 0..8 {
+        let uri = format!("spiffe://lab.example.com/ns/shards/sa/w{index}");
+        let request = p256(&[&format!("subjectAltName=URI:{uri}")]);
+        let token = ca.token("lab", "workload", &[&format!("uri:{uri}")], "1h", "5m");
+        let (status, reply) = ca.issue(&token, &request.csr, "workload", None);
+        assert_eq!(status, 201, "{reply}");
+        let (certificate, _) = write_issued(request.dir.path(), &reply);
+        let der = carimbo_pki::pem_decode(
+            &std::fs::read_to_string(&certificate).unwrap(),
+            "CERTIFICATE",
+        )
+        .unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let text = format!("{:?}", parsed.extensions());
+        let prefix = format!("{}/crl/int-workload/", ca.publication_url);
+        let start = text
+            .find(&prefix)
+            .unwrap_or_else(|| panic!("no shard CRL DP: {text}"));
+        let shard: u8 = text[start + prefix.len()..]
+            .split(".crl")
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(shard < 4, "{shard}");
+        issued.push((
+            reply["serial"].as_str().unwrap().to_owned(),
+            certificate,
+            shard,
+            request,
+        ));
+    }
+    let (serial, certificate, shard, _) = &issued[0];
+    let (status, reply) = admin_revoke(&ca, serial, "superseded");
+    assert_eq!(status, 200, "{reply}");
+
+    // Its shard's CRL lists it (within the debounce), and OpenSSL rejects the
+    // certificate with that CRL; the other shards do not list it.
+    let url = format!("{}/crl/int-workload/{shard}.crl", ca.publication_url);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let crl_der = loop {
+        let (status, _, der) = get_raw(&ca, &url, &[]);
+        if status == 200 {
+            let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+            if crl
+                .iter_revoked_certificates()
+                .any(|entry| hex::encode(entry.raw_serial()) == *serial)
+            {
+                break der;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "shard {shard} never listed {serial}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for other in (0..4u8).filter(|other| other != shard) {
+        let (status, _, der) = get_raw(
+            &ca,
+            &format!("{}/crl/int-workload/{other}.crl", ca.publication_url),
+            &[],
+        );
+        assert_eq!(status, 200);
+        let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+        assert_eq!(crl.iter_revoked_certificates().count(), 0, "shard {other}");
+    }
+    let work = tempfile::tempdir().unwrap();
+    let crl = work.path().join("shard.der");
+    std::fs::write(&crl, &crl_der).unwrap();
+    let crl_pem = work.path().join("shard.pem");
+    let (ok, text) = openssl(&["crl", "-inform", "DER", "-in", s(&crl), "-out", s(&crl_pem)]);
+    assert!(ok, "{text}");
+    let (ok, text) = openssl(&["crl", "-in", s(&crl_pem), "-noout", "-text"]);
+    assert!(
+        ok && text.contains(&url),
+        "the IDP is not the shard's URL: {text}"
+    );
+    let (ok, text) = openssl(&[
+        "verify",
+        "-crl_check",
+        "-CAfile",
+        s(&root),
+        "-untrusted",
+        s(&issuer),
+        "-CRLfile",
+        s(&crl_pem),
+        s(certificate),
+    ]);
+    assert!(!ok && text.contains("certificate revoked"), "{text}");
+    // A certificate of the same shard that is not revoked passes with the same CRL.
+    if let Some((_, same_shard, _, _)) = issued[1..].iter().find(|(_, _, k, _)| k == shard) {
+        let (ok, text) = openssl(&[
+            "verify",
+            "-crl_check",
+            "-CAfile",
+            s(&root),
+            "-untrusted",
+            s(&issuer),
+            "-CRLfile",
+            s(&crl_pem),
+            s(same_shard),
+        ]);
+        assert!(ok, "{text}");
+    }
+    // No unsharded CRL and no shard beyond the count.
+    let (status, _, body) = get_raw(
+        &ca,
+        &format!("{}/crl/int-workload.crl", ca.publication_url),
+        &[],
+    );
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("4 shards"));
+    let (status, _, _) = get_raw(
+        &ca,
+        &format!("{}/crl/int-workload/4.crl", ca.publication_url),
+        &[],
+    );
+    assert_eq!(status, 404);
 }

@@ -134,6 +134,7 @@ certificate = {workload:?}
 chain = [{root:?}]
 key-reference = {workload_key:?}
 ocsp-nonce = true
+crl-shards = 4
 [[provisioners]]
 name = "lab"
 type = "token"
@@ -1491,6 +1492,7 @@ fn intents_left_pending_by_a_crash_are_reconciled_at_start() {
         ca.state
             .store
             .record_intent(&carimbo_store::IssuanceIntent {
+                crl_shard: None,
                 serial: serial.clone(),
                 issuer: "int-server".into(),
                 profile: "server".into(),

@@ -24,6 +24,7 @@ const NOW: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
 
 fn intent(task: usize, i: usize) -> IssuanceIntent {
     IssuanceIntent {
+        crl_shard: None,
         // Serials are unique per (task, i); real ones are 128-bit random.
         serial: format!("{:04x}{:04x}7e57", task, i),
         issuer: "int-server".into(),

@@ -258,6 +258,16 @@ pub struct IssuerSection {
     /// `revocation.ocsp-live-signing-limit`, `tryLater` beyond it).
     #[serde(default)]
     pub ocsp_nonce: bool,
+    /// Split the issuer's CRL into this many shards (1 to 256; default 1, one CRL). A
+    /// certificate's shard is drawn from its serial at issuance, stored with it and
+    /// written into its CRL distribution point (`/crl/{name}/{shard}.crl`); raising the
+    /// count later leaves earlier certificates in their shard.
+    #[serde(default = "default_crl_shards")]
+    pub crl_shards: u16,
+}
+
+fn default_crl_shards() -> u16 {
+    1
 }
 
 fn default_true() -> bool {
@@ -389,6 +399,12 @@ impl LoadedConfig {
                 return Err(self.error(
                     &format!("issuers[{index}].name"),
                     "letters, digits, '-' and '_' only",
+                ));
+            }
+            if !(1..=256).contains(&issuer.crl_shards) {
+                return Err(self.error(
+                    &format!("issuers[{index}].crl-shards"),
+                    "from 1 (one CRL) to 256",
                 ));
             }
             for profile in &issuer.profiles {

@@ -21,7 +21,7 @@ use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
 use carimbo_pki::{CrlKind, CrlTemplate, RevocationReason, RevokedCertificate, prepare_crl};
-use carimbo_store::{CrlHead, StoreError, StoredCrl};
+use carimbo_store::{CrlHead, StoreError, StoredCrl, crl_scope};
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
@@ -68,10 +68,13 @@ pub struct CrlService {
     dirty: Notify,
 }
 
-/// The URL of `issuer`'s CRL under `publication_url`: the CRL DP of its certificates and
-/// its CRLs' issuing distribution point.
-pub fn crl_url(publication_url: &str, issuer: &str) -> String {
-    format!("{publication_url}/crl/{issuer}.crl")
+/// The URL of `issuer`'s CRL (or of its shard `shard`) under `publication_url`: the CRL
+/// DP of its certificates and its CRLs' issuing distribution point.
+pub fn crl_url(publication_url: &str, issuer: &str, shard: Option<u8>) -> String {
+    match shard {
+        None => format!("{publication_url}/crl/{issuer}.crl"),
+        Some(shard) => format!("{publication_url}/crl/{issuer}/{shard}.crl"),
+    }
 }
 
 impl CrlService {
@@ -167,30 +170,37 @@ impl CrlService {
         };
         let mut results = Vec::new();
         for issuer in &state.issuers {
-            let head = heads.iter().find(|h| h.issuer == issuer.name);
-            if !self.is_due(head, now) || issuer.info.not_after() <= now {
-                continue;
+            for shard in issuer.crl_shards() {
+                let scope = crl_scope(&issuer.name, shard);
+                let head = heads.iter().find(|h| h.issuer == scope);
+                if !self.is_due(head, now) || issuer.info.not_after() <= now {
+                    continue;
+                }
+                let result = self.publish(state, issuer, shard).await;
+                results.push((scope, result));
             }
-            let result = self.publish(state, issuer).await;
-            results.push((issuer.name.clone(), result));
         }
         results
     }
 
-    /// Builds, signs and publishes the next CRL of `issuer`; returns its number.
-    pub async fn publish(&self, state: &AppState, issuer: &Issuer) -> Result<u64, CrlError> {
+    /// Builds, signs and publishes the next CRL of `issuer` (of its shard `shard`);
+    /// returns its number.
+    pub async fn publish(
+        &self,
+        state: &AppState,
+        issuer: &Issuer,
+        shard: Option<u8>,
+    ) -> Result<u64, CrlError> {
         let started = std::time::Instant::now();
+        let scope = crl_scope(&issuer.name, shard);
         for _ in 0..3 {
             let now = OffsetDateTime::now_utc();
-            let head = state.store.crl_head(&issuer.name).await?;
+            let head = state.store.crl_head(&scope).await?;
             let (last_number, expired_after) = match &head {
                 Some(head) if head.last_number > 0 => (head.last_number, head.last_this_update),
                 _ => (0, OffsetDateTime::UNIX_EPOCH),
             };
-            let (revision, entries) = state
-                .store
-                .revoked_for_crl(&issuer.name, expired_after)
-                .await?;
+            let (revision, entries) = state.store.revoked_for_crl(&scope, expired_after).await?;
             let number = last_number + 1;
             let this_update = now;
             let next_update = (now + self.validity).min(issuer.info.not_after());
@@ -215,7 +225,11 @@ impl CrlService {
                 this_update,
                 next_update,
                 revoked,
-                issuing_distribution_point: Some(crl_url(&state.publication_url, &issuer.name)),
+                issuing_distribution_point: Some(crl_url(
+                    &state.publication_url,
+                    &issuer.name,
+                    shard,
+                )),
             };
             // Building and linting a large CRL takes CPU time: off the async workers.
             let info = issuer.info.clone();
@@ -228,7 +242,7 @@ impl CrlService {
                 .await
                 .map_err(|e| CrlError::Build(format!("signing the CRL of {}: {e}", issuer.name)))?;
             let crl = StoredCrl {
-                issuer: issuer.name.clone(),
+                issuer: scope.clone(),
                 number,
                 this_update: carimbo_pki_whole_seconds(this_update),
                 next_update: carimbo_pki_whole_seconds(next_update),
@@ -241,10 +255,13 @@ impl CrlService {
                 Err(StoreError::Conflict(_)) => continue,
                 Err(error) => return Err(error.into()),
             }
-            self.remember(&issuer.name, &crl);
+            self.remember(&scope, &crl);
             if let Some(directory) = &self.directory {
-                let path = directory.join(format!("{}.crl", issuer.name));
-                let _ = std::fs::create_dir_all(directory);
+                // The same layout as the URLs: {issuer}.crl, or {issuer}/{shard}.crl.
+                let path = directory.join(format!("{scope}.crl"));
+                if let Some(parent) = path.parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
                 let written =
                     carimbo_kms::PendingFile::create(&path, 0o644).and_then(|mut file| {
                         std::io::Write::write_all(file.file(), &crl.der)
@@ -259,6 +276,7 @@ impl CrlService {
                 .audit(json!({
                     "type": "crl.published",
                     "issuer": issuer.name,
+                    "shard": shard,
                     "number": number,
                     "entries": count,
                     "this_update": crl.this_update.unix_timestamp(),
@@ -267,6 +285,7 @@ impl CrlService {
                 .await;
             tracing::info!(
                 issuer = %issuer.name,
+                shard = ?shard,
                 number,
                 entries = count,
                 bytes = crl.der.len(),

@@ -318,6 +318,7 @@ async fn issue_inner(
     let mut last_error = None;
     for _ in 0..SERIAL_ATTEMPTS {
         let serial = state.serials.next_serial()?;
+        let crl_shard = issuer.crl_shard_for(serial.as_bytes());
         let template = LeafTemplate {
             profile: *profile,
             subject_public_key_info: csr.subject_public_key_info.clone(),
@@ -325,7 +326,7 @@ async fn issue_inner(
             serial: serial.clone(),
             not_before,
             not_after,
-            crl_distribution_points: vec![crate::crl::crl_url(base, &issuer.name)],
+            crl_distribution_points: vec![crate::crl::crl_url(base, &issuer.name, crl_shard)],
             ocsp_responders: vec![format!("{base}/ocsp")],
             ca_issuers: vec![format!("{base}/ca/{}.cer", issuer.name)],
         };
@@ -347,6 +348,7 @@ async fn issue_inner(
             lint_certificate: prepared.lint_certificate_der().to_vec(),
             request_id: caller.request_id.clone(),
             created_at: now,
+            crl_shard,
         };
         match state.store.record_intent(&intent).await {
             Ok(()) => {}

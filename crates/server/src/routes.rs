@@ -35,6 +35,7 @@ pub fn api_router(state: SharedState) -> Router {
         .route("/v1/admin/revocations", post(bulk_revoke))
         .route("/ca/{file}", get(issuer_certificate))
         .route("/crl/{file}", get(crl))
+        .route("/crl/{issuer}/{file}", get(crl_shard))
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
         .route("/healthz", get(healthz))
@@ -55,6 +56,7 @@ pub fn publication_router(state: SharedState) -> Router {
     Router::new()
         .route("/ca/{file}", get(issuer_certificate))
         .route("/crl/{file}", get(crl))
+        .route("/crl/{issuer}/{file}", get(crl_shard))
         .route("/ocsp", post(ocsp_post))
         .route("/ocsp/{*request}", get(ocsp_get))
         .route("/healthz", get(healthz))
@@ -662,13 +664,49 @@ async fn crl(
     let name = file
         .strip_suffix(".crl")
         .ok_or_else(|| ApiError::NotFound("CRLs are at /crl/{issuer}.crl".into()))?;
-    if !state.issuers.iter().any(|i| i.name == name) {
-        return Err(ApiError::NotFound(format!("no issuer {name:?}")));
+    serve_crl(&state, name, None, &headers)
+}
+
+async fn crl_shard(
+    State(state): State<SharedState>,
+    Path((issuer, file)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let shard = file
+        .strip_suffix(".crl")
+        .and_then(|shard| shard.parse::<u8>().ok())
+        .ok_or_else(|| ApiError::NotFound("CRL shards are at /crl/{issuer}/{shard}.crl".into()))?;
+    serve_crl(&state, &issuer, Some(shard), &headers)
+}
+
+/// The latest CRL of `name` (of its shard `shard`), with caching headers.
+fn serve_crl(
+    state: &AppState,
+    name: &str,
+    shard: Option<u8>,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let issuer = state
+        .issuers
+        .iter()
+        .find(|i| i.name == name)
+        .ok_or_else(|| ApiError::NotFound(format!("no issuer {name:?}")))?;
+    if !issuer.crl_shards().contains(&shard) {
+        return Err(ApiError::NotFound(if issuer.crl_shards <= 1 {
+            format!("{name} publishes one CRL, at /crl/{name}.crl")
+        } else {
+            format!(
+                "{name} publishes its CRL in {} shards, at /crl/{name}/{{0..{}}}.crl",
+                issuer.crl_shards,
+                issuer.crl_shards - 1
+            )
+        }));
     }
+    let scope = carimbo_store::crl_scope(name, shard);
     let crl = state
         .crls
-        .latest(name)
-        .ok_or_else(|| ApiError::IssuerUnavailable(format!("no CRL of {name} published yet")))?;
+        .latest(&scope)
+        .ok_or_else(|| ApiError::IssuerUnavailable(format!("no CRL of {scope} published yet")))?;
     let etag = format!("\"crl-{}\"", crl.number);
     let headers_out = caching_headers(
         "application/pkix-crl",
@@ -677,7 +715,7 @@ async fn crl(
         crl.next_update,
         state.revocation.ocsp_max_age.0,
     );
-    if not_modified(&headers, &etag) {
+    if not_modified(headers, &etag) {
         return Ok((StatusCode::NOT_MODIFIED, headers_out).into_response());
     }
     Ok((headers_out, crl.der.clone()).into_response())

@@ -39,6 +39,37 @@ pub struct Issuer {
     /// The provider its key lives in (`pkcs11`, `file`); its OCSP responder keys are
     /// made there too.
     pub key_provider: String,
+    /// Number of CRL shards (1: a single CRL).
+    pub crl_shards: u16,
+}
+
+impl Issuer {
+    /// The CRLs it publishes: `[None]` for a single CRL, else one per shard.
+    pub fn crl_shards(&self) -> Vec<Option<u8>> {
+        if self.crl_shards <= 1 {
+            vec![None]
+        } else {
+            (0..self.crl_shards)
+                .filter_map(|shard| u8::try_from(shard).ok())
+                .map(Some)
+                .collect()
+        }
+    }
+
+    /// The shard of a new certificate with serial `serial` (big-endian magnitude):
+    /// `None` for a single CRL.
+    pub fn crl_shard_for(&self, serial: &[u8]) -> Option<u8> {
+        if self.crl_shards <= 1 {
+            return None;
+        }
+        let low = serial
+            .iter()
+            .rev()
+            .take(4)
+            .rev()
+            .fold(0u32, |value, byte| (value << 8) | u32::from(*byte));
+        u8::try_from(low % u32::from(self.crl_shards)).ok()
+    }
 }
 
 /// What a process serves.
@@ -229,6 +260,7 @@ impl AppState {
                 info,
                 key,
                 key_provider: reference.provider.clone(),
+                crl_shards: section.crl_shards,
             }));
         }
         let sections = &config.profiles;

@@ -91,6 +91,7 @@ macro_rules! conformance_tests {
             find_certificates_matches_every_given_field,
             ocsp_responders_are_listed_newest_first_and_keep_their_destruction_time,
             revocation_works_through_a_store_object,
+            revocations_land_in_the_crl_shard_of_their_certificate,
         );
         $crate::conformance::conformance_tests!(@multi $fixture;
             concurrent_consumers_of_one_token_have_one_winner,
@@ -141,6 +142,7 @@ pub(crate) fn lineage(id: &str) -> Lineage {
 
 pub(crate) fn intent(serial: &str) -> IssuanceIntent {
     IssuanceIntent {
+        crl_shard: None,
         serial: serial.into(),
         issuer: "int-server".into(),
         profile: "server".into(),
@@ -339,6 +341,7 @@ pub(crate) async fn intents_are_checked_before_the_database<F: Fixture>() {
         (
             "uppercase serial",
             IssuanceIntent {
+                crl_shard: None,
                 serial: "0A".into(),
                 ..intent("0a")
             },
@@ -346,6 +349,7 @@ pub(crate) async fn intents_are_checked_before_the_database<F: Fixture>() {
         (
             "non-hex serial",
             IssuanceIntent {
+                crl_shard: None,
                 serial: "0x12".into(),
                 ..intent("0a")
             },
@@ -353,6 +357,7 @@ pub(crate) async fn intents_are_checked_before_the_database<F: Fixture>() {
         (
             "empty serial",
             IssuanceIntent {
+                crl_shard: None,
                 serial: String::new(),
                 ..intent("0a")
             },
@@ -360,6 +365,7 @@ pub(crate) async fn intents_are_checked_before_the_database<F: Fixture>() {
         (
             "no names",
             IssuanceIntent {
+                crl_shard: None,
                 sans: vec![],
                 ..intent("0a")
             },
@@ -367,6 +373,7 @@ pub(crate) async fn intents_are_checked_before_the_database<F: Fixture>() {
         (
             "short key hash",
             IssuanceIntent {
+                crl_shard: None,
                 subject_key_sha256: "abcd".into(),
                 ..intent("0a")
             },
@@ -374,6 +381,7 @@ pub(crate) async fn intents_are_checked_before_the_database<F: Fixture>() {
         (
             "empty validity",
             IssuanceIntent {
+                crl_shard: None,
                 not_after: NOW,
                 ..intent("0a")
             },
@@ -381,6 +389,7 @@ pub(crate) async fn intents_are_checked_before_the_database<F: Fixture>() {
         (
             "empty lint certificate",
             IssuanceIntent {
+                crl_shard: None,
                 lint_certificate: vec![],
                 ..intent("0a")
             },
@@ -393,6 +402,7 @@ pub(crate) async fn intents_are_checked_before_the_database<F: Fixture>() {
     }
     // An intent must name an existing lineage.
     let orphan = IssuanceIntent {
+        crl_shard: None,
         lineage: "no-such-lineage".into(),
         ..intent("0b")
     };
@@ -712,6 +722,7 @@ pub(crate) async fn concurrent_intents_for_one_serial_have_one_winner<F: Fixture
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
             let intent = IssuanceIntent {
+                crl_shard: None,
                 request_id: format!("req-{i}"),
                 ..intent("5e5e")
             };

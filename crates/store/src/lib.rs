@@ -69,6 +69,7 @@
 //!     })
 //!     .await?;
 //! let intent = IssuanceIntent {
+//!     crl_shard: None,
 //!     serial: "5f3a9c0e".into(),
 //!     issuer: "int-server".into(),
 //!     profile: "server".into(),
@@ -114,7 +115,7 @@ pub use model::{
     BootstrapToken, CertificateFilter, CertificateRecord, CertificateStatus, CrlHead,
     DueOcspResponse, IssuanceIntent, Lineage, OcspCertStatus, OcspResponderRecord,
     RevocationLogEntry, RevocationOutcome, RevokedEntry, StoredAuditEvent, StoredCrl,
-    StoredOcspResponse,
+    StoredOcspResponse, crl_scope, split_crl_scope,
 };
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};

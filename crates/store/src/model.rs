@@ -37,6 +37,9 @@ pub struct IssuanceIntent {
     pub request_id: String,
     /// When the intent was recorded.
     pub created_at: OffsetDateTime,
+    /// The CRL shard the certificate's CRL distribution point names; `None` for an
+    /// issuer with a single CRL.
+    pub crl_shard: Option<u8>,
 }
 
 /// Where a serial is in its life.
@@ -379,4 +382,24 @@ pub struct OcspResponderRecord {
     pub created_at: OffsetDateTime,
     /// When its key was destroyed, if it was.
     pub key_destroyed_at: Option<OffsetDateTime>,
+}
+
+/// The name of a CRL scope, the key of its head and number sequence: the issuer's name
+/// for its single CRL, `{issuer}/{shard}` for one of its shards.
+pub fn crl_scope(issuer: &str, shard: Option<u8>) -> String {
+    match shard {
+        None => issuer.to_owned(),
+        Some(shard) => format!("{issuer}/{shard}"),
+    }
+}
+
+/// The issuer and shard of a CRL scope name made by [`crl_scope`].
+pub fn split_crl_scope(scope: &str) -> (&str, Option<u8>) {
+    match scope.rsplit_once('/') {
+        Some((issuer, shard)) => match shard.parse() {
+            Ok(shard) => (issuer, Some(shard)),
+            Err(_) => (scope, None),
+        },
+        None => (scope, None),
+    }
 }

@@ -79,6 +79,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "revocation",
         include_str!("../../../migrations/postgres/0003_revocation.sql"),
     ),
+    (
+        4,
+        "crl shards",
+        include_str!("../../../migrations/postgres/0004_crl_shards.sql"),
+    ),
 ];
 
 /// Tuning of a [`PostgresStore`]. The connection URL (which may carry a password) is
@@ -262,6 +267,12 @@ fn intent_from_row(row: &PgRow) -> Result<IssuanceIntent, StoreError> {
         lint_certificate: column(row, "lint_certificate")?,
         request_id: column(row, "request_id")?,
         created_at: time_from(column(row, "created_at")?, "created_at")?,
+        crl_shard: column::<Option<i16>>(row, "crl_shard")?
+            .map(|shard| {
+                u8::try_from(shard)
+                    .map_err(|_| StoreError::Corrupt(format!("crl_shard {shard} out of range")))
+            })
+            .transpose()?,
     })
 }
 
@@ -349,8 +360,8 @@ impl CertificateStore for PostgresStore {
         sqlx::query(
             "INSERT INTO certificates (serial, issuer, profile, provisioner, lineage, requester, \
              sans, subject_key_sha256, not_before, not_after, lint_certificate, request_id, \
-             status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13)",
+             status, created_at, crl_shard) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', $13, $14)",
         )
         .bind(&intent.serial)
         .bind(&intent.issuer)
@@ -365,6 +376,7 @@ impl CertificateStore for PostgresStore {
         .bind(&intent.lint_certificate)
         .bind(&intent.request_id)
         .bind(unix(intent.created_at))
+        .bind(intent.crl_shard.map(i16::from))
         .execute(&self.pool)
         .await
         .map(|_| ())
@@ -455,8 +467,8 @@ impl CertificateStore for PostgresStore {
     async fn pending_intents(&self) -> Result<Vec<IssuanceIntent>, StoreError> {
         sqlx::query(
             "SELECT serial, issuer, profile, provisioner, lineage, requester, sans, \
-             subject_key_sha256, not_before, not_after, lint_certificate, request_id, created_at \
-             FROM certificates WHERE status = 'pending' ORDER BY created_at, serial",
+             subject_key_sha256, not_before, not_after, lint_certificate, request_id, created_at, \
+             crl_shard FROM certificates WHERE status = 'pending' ORDER BY created_at, serial",
         )
         .fetch_all(&self.pool)
         .await?

@@ -48,6 +48,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "revocation",
         include_str!("../../../migrations/sqlite/0003_revocation.sql"),
     ),
+    (
+        4,
+        "crl shards",
+        include_str!("../../../migrations/sqlite/0004_crl_shards.sql"),
+    ),
 ];
 
 /// How long an operation waits for a pooled connection (writes queue for the single
@@ -273,6 +278,12 @@ fn intent_from_row(row: &SqliteRow) -> Result<IssuanceIntent, StoreError> {
         lint_certificate: column(row, "lint_certificate")?,
         request_id: column(row, "request_id")?,
         created_at: time_from(column(row, "created_at")?, "created_at")?,
+        crl_shard: column::<Option<i64>>(row, "crl_shard")?
+            .map(|shard| {
+                u8::try_from(shard)
+                    .map_err(|_| StoreError::Corrupt(format!("crl_shard {shard} out of range")))
+            })
+            .transpose()?,
     })
 }
 
@@ -351,8 +362,8 @@ impl CertificateStore for SqliteStore {
         let result = sqlx::query(
             "INSERT INTO certificates (serial, issuer, profile, provisioner, lineage, requester, \
              sans, subject_key_sha256, not_before, not_after, lint_certificate, request_id, \
-             status, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+             status, created_at, crl_shard) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?)",
         )
         .bind(&intent.serial)
         .bind(&intent.issuer)
@@ -367,6 +378,7 @@ impl CertificateStore for SqliteStore {
         .bind(&intent.lint_certificate)
         .bind(&intent.request_id)
         .bind(unix(intent.created_at))
+        .bind(intent.crl_shard.map(i64::from))
         .execute(&self.writer)
         .await;
         result.map(|_| ()).map_err(|e| intent_error(e, intent))
@@ -457,8 +469,8 @@ impl CertificateStore for SqliteStore {
     async fn pending_intents(&self) -> Result<Vec<IssuanceIntent>, StoreError> {
         sqlx::query(
             "SELECT serial, issuer, profile, provisioner, lineage, requester, sans, \
-             subject_key_sha256, not_before, not_after, lint_certificate, request_id, created_at \
-             FROM certificates WHERE status = 'pending' ORDER BY created_at, serial",
+             subject_key_sha256, not_before, not_after, lint_certificate, request_id, created_at, \
+             crl_shard FROM certificates WHERE status = 'pending' ORDER BY created_at, serial",
         )
         .fetch_all(&self.reader)
         .await?

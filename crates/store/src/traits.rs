@@ -179,9 +179,11 @@ pub trait RevocationStore: Send + Sync + fmt::Debug {
     /// Errors: database failures only.
     async fn crl_head(&self, issuer: &str) -> Result<Option<CrlHead>, StoreError>;
 
-    /// Revoked certificates of `issuer` with `not_after >= expired_after`, ordered by
-    /// serial (as text), read in one read transaction together with the issuer's
-    /// current revision (0 without a head); returns `(revision, entries)`.
+    /// Revoked certificates of the CRL scope `issuer` (an issuer's name, or
+    /// `{issuer}/{shard}` for one shard, see [`crl_scope`](crate::crl_scope)) with
+    /// `not_after >= expired_after`, ordered by serial (as text), read in one read
+    /// transaction together with the scope's current revision (0 without a head);
+    /// returns `(revision, entries)`.
     ///
     /// RFC 5280 §3.3: an entry stays on the CRL until one CRL has been issued after the
     /// certificate expired, so the caller passes the previous CRL's thisUpdate

@@ -205,6 +205,7 @@ pub(crate) async fn key_compromise_blocks_the_subject_key_once<F: Fixture>() {
         issue(
             store,
             &IssuanceIntent {
+                crl_shard: None,
                 subject_key_sha256: key.clone(),
                 ..intent(serial)
             },
@@ -463,6 +464,7 @@ pub(crate) async fn ocsp_answers_due_at_half_their_validity<F: Fixture>() {
     issue(
         store,
         &IssuanceIntent {
+            crl_shard: None,
             not_after: NOW + Duration::minutes(150),
             ..intent("04")
         },
@@ -704,6 +706,7 @@ pub(crate) async fn revoked_entries_stay_until_a_crl_follows_their_expiry<F: Fix
         issue(
             store,
             &IssuanceIntent {
+                crl_shard: None,
                 not_after: NOW + Duration::hours(i),
                 ..intent(&format!("{i:02}"))
             },
@@ -714,6 +717,7 @@ pub(crate) async fn revoked_entries_stay_until_a_crl_follows_their_expiry<F: Fix
     issue(
         store,
         &IssuanceIntent {
+            crl_shard: None,
             issuer: "int-client".into(),
             ..intent("07")
         },
@@ -779,6 +783,7 @@ pub(crate) async fn find_certificates_matches_every_given_field<F: Fixture>() {
     let store = f.store();
     store.create_lineage(&lineage("lineage-2")).await.unwrap();
     let base = |serial: &str, minutes: i64| IssuanceIntent {
+        crl_shard: None,
         created_at: NOW + Duration::minutes(minutes),
         ..intent(serial)
     };
@@ -786,20 +791,24 @@ pub(crate) async fn find_certificates_matches_every_given_field<F: Fixture>() {
     let certificates = [
         base("01", 0),
         IssuanceIntent {
+            crl_shard: None,
             sans: vec!["api.example.internal".into()],
             ..base("02", 10)
         },
         IssuanceIntent {
+            crl_shard: None,
             issuer: "int-client".into(),
             provisioner: "oidc".into(),
             ..base("03", 20)
         },
         IssuanceIntent {
+            crl_shard: None,
             lineage: "lineage-2".into(),
             subject_key_sha256: "ef".repeat(32),
             ..base("04", 30)
         },
         IssuanceIntent {
+            crl_shard: None,
             not_after: NOW + Duration::hours(1),
             ..base("05", 40)
         },
@@ -1062,4 +1071,56 @@ pub(crate) async fn revocation_works_through_a_store_object<F: Fixture>() {
             .len(),
         1
     );
+}
+
+/// A sharded issuer: each revocation bumps its shard's head and lists only there; the
+/// unsharded scope of the same issuer is a CRL of its own.
+pub(crate) async fn revocations_land_in_the_crl_shard_of_their_certificate<F: Fixture>() {
+    let Some(f) = with_lineage::<F>().await else {
+        return;
+    };
+    let store = f.store();
+    for (serial, shard) in [
+        ("01", Some(1)),
+        ("02", Some(2)),
+        ("03", Some(1)),
+        ("04", None),
+    ] {
+        let mut certificate = intent(serial);
+        certificate.crl_shard = shard;
+        issue(store, &certificate).await;
+    }
+    assert_eq!(
+        store.pending_intents().await.unwrap(),
+        Vec::<IssuanceIntent>::new()
+    );
+    for serial in ["01", "02", "03", "04"] {
+        store.revoke(serial, 1, NOW).await.unwrap();
+    }
+    let listed = |entries: Vec<RevokedEntry>| {
+        entries
+            .into_iter()
+            .map(|entry| entry.serial)
+            .collect::<Vec<_>>()
+    };
+    let (shard_1_revision, shard_1) = store.revoked_for_crl("int-server/1", NOW).await.unwrap();
+    assert_eq!(listed(shard_1), ["01", "03"]);
+    let (_, shard_2) = store.revoked_for_crl("int-server/2", NOW).await.unwrap();
+    assert_eq!(listed(shard_2), ["02"]);
+    let (_, shard_0) = store.revoked_for_crl("int-server/0", NOW).await.unwrap();
+    assert!(shard_0.is_empty());
+    let (_, whole) = store.revoked_for_crl("int-server", NOW).await.unwrap();
+    assert_eq!(listed(whole), ["04"]);
+    // Each scope has its head; shard 1's revision is that of its last revocation.
+    let heads = store.crl_heads().await.unwrap();
+    let scopes: Vec<&str> = heads.iter().map(|head| head.issuer.as_str()).collect();
+    assert_eq!(scopes, ["int-server", "int-server/1", "int-server/2"]);
+    let shard_1_head = store.crl_head("int-server/1").await.unwrap().unwrap();
+    assert_eq!(shard_1_head.revision, shard_1_revision);
+    assert!(shard_1_head.is_dirty());
+    // A pending intent keeps its shard.
+    let mut pending = intent("05");
+    pending.crl_shard = Some(3);
+    store.record_intent(&pending).await.unwrap();
+    assert_eq!(store.pending_intents().await.unwrap(), vec![pending]);
 }

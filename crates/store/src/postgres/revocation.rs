@@ -158,8 +158,8 @@ impl RevocationStore for PostgresStore {
         // The row lock makes a concurrent OCSP store (which holds a share lock while it
         // checks the status) finish before, or start after, this revocation.
         let row = sqlx::query(
-            "SELECT status, issuer, subject_key_sha256, revoked_at, revocation_reason \
-             FROM certificates WHERE serial = $1 FOR NO KEY UPDATE",
+            "SELECT status, issuer, subject_key_sha256, revoked_at, revocation_reason, \
+             crl_shard FROM certificates WHERE serial = $1 FOR NO KEY UPDATE",
         )
         .bind(&serial)
         .fetch_optional(&mut *transaction)
@@ -167,6 +167,16 @@ impl RevocationStore for PostgresStore {
         .ok_or(StoreError::NotFound)?;
         let status: CertificateStatus = column::<String>(&row, "status")?.parse()?;
         let issuer: String = column(&row, "issuer")?;
+        // The CRL the certificate names: its issuer's, or one shard of it.
+        let scope = crate::crl_scope(
+            &issuer,
+            column::<Option<i16>>(&row, "crl_shard")?
+                .map(|shard| {
+                    u8::try_from(shard)
+                        .map_err(|_| StoreError::Corrupt(format!("crl_shard {shard} out of range")))
+                })
+                .transpose()?,
+        );
         let subject_key: String = column(&row, "subject_key_sha256")?;
         let logged_revoked_at: i64 = match status {
             CertificateStatus::Pending | CertificateStatus::Failed => {
@@ -231,7 +241,7 @@ impl RevocationStore for PostgresStore {
              revision, published_revision) VALUES ($1, 0, 0, 0, $2, 0) \
              ON CONFLICT (issuer) DO UPDATE SET revision = excluded.revision",
         )
-        .bind(&issuer)
+        .bind(&scope)
         .bind(log_id)
         .execute(&mut *transaction)
         .await?;
@@ -380,12 +390,15 @@ impl RevocationStore for PostgresStore {
             .map_err(|_| StoreError::Corrupt("crl_heads.revision: negative".into()))?;
         // A range over certificates_issuer_status (issuer, status, not_after), sorted by
         // serial ("C" collation: bytewise).
+        let (certificate_issuer, shard) = crate::split_crl_scope(issuer);
         let rows: Vec<RevokedRow> = sqlx::query_as(
             "SELECT serial, revoked_at, revocation_reason FROM certificates \
-             WHERE issuer = $1 AND status = 'revoked' AND not_after >= $2 ORDER BY serial",
+             WHERE issuer = $1 AND status = 'revoked' AND not_after >= $2 \
+             AND crl_shard IS NOT DISTINCT FROM $3 ORDER BY serial",
         )
-        .bind(issuer)
+        .bind(certificate_issuer)
         .bind(unix(expired_after))
+        .bind(shard.map(i16::from))
         .fetch_all(&mut *transaction)
         .await
         .map_err(unwrap_decode_error)?;

@@ -252,6 +252,7 @@ async fn concurrent_revocations_log_in_commit_order_and_heads_only_grow() {
         issue(
             &replicas[0],
             &IssuanceIntent {
+                crl_shard: None,
                 issuer: issuer.into(),
                 ..intent(serial)
             },

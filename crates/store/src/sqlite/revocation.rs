@@ -154,8 +154,8 @@ impl RevocationStore for SqliteStore {
         // all of this or none of it.
         let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let row = sqlx::query(
-            "SELECT status, issuer, subject_key_sha256, revoked_at, revocation_reason \
-             FROM certificates WHERE serial = ?",
+            "SELECT status, issuer, subject_key_sha256, revoked_at, revocation_reason, \
+             crl_shard FROM certificates WHERE serial = ?",
         )
         .bind(&serial)
         .fetch_optional(&mut *transaction)
@@ -163,6 +163,16 @@ impl RevocationStore for SqliteStore {
         .ok_or(StoreError::NotFound)?;
         let status: CertificateStatus = column::<String>(&row, "status")?.parse()?;
         let issuer: String = column(&row, "issuer")?;
+        // The CRL the certificate names: its issuer's, or one shard of it.
+        let scope = crate::crl_scope(
+            &issuer,
+            column::<Option<i64>>(&row, "crl_shard")?
+                .map(|shard| {
+                    u8::try_from(shard)
+                        .map_err(|_| StoreError::Corrupt(format!("crl_shard {shard} out of range")))
+                })
+                .transpose()?,
+        );
         let subject_key: String = column(&row, "subject_key_sha256")?;
         let logged_revoked_at = match status {
             CertificateStatus::Pending | CertificateStatus::Failed => {
@@ -227,7 +237,7 @@ impl RevocationStore for SqliteStore {
              revision, published_revision) VALUES (?, 0, 0, 0, ?, 0) \
              ON CONFLICT (issuer) DO UPDATE SET revision = excluded.revision",
         )
-        .bind(&issuer)
+        .bind(&scope)
         .bind(log_id)
         .execute(&mut *transaction)
         .await?;
@@ -374,13 +384,16 @@ impl RevocationStore for SqliteStore {
         // INDEXED BY: a range scan of the issuer's revoked certificates, never a walk of
         // every certificate in serial order (which the planner might prefer, to skip the
         // sort).
+        let (certificate_issuer, shard) = crate::split_crl_scope(issuer);
         let rows: Vec<RevokedRow> = sqlx::query_as(
             "SELECT serial, revoked_at, revocation_reason \
              FROM certificates INDEXED BY certificates_issuer_status \
-             WHERE issuer = ? AND status = 'revoked' AND not_after >= ? ORDER BY serial",
+             WHERE issuer = ? AND status = 'revoked' AND not_after >= ? AND crl_shard IS ? \
+             ORDER BY serial",
         )
-        .bind(issuer)
+        .bind(certificate_issuer)
         .bind(unix(expired_after))
+        .bind(shard.map(i64::from))
         .fetch_all(&mut *transaction)
         .await
         .map_err(unwrap_decode_error)?;
