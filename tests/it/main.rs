@@ -12,6 +12,7 @@ mod pkcs11;
 mod pkcs11_admin;
 mod pki;
 mod pki_leaf;
+mod replicas;
 mod revocation;
 mod server;
 mod store;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use carimbo_ceremony::{CeremonyKind, RunOptions};
 use carimbo_pki::{LeafKind, SubjectAltName};
+use carimbo_server::config::DatabaseChoice;
 use carimbo_server::config::LoadedConfig;
 use carimbo_server::issuance::{self, TokenRequest};
 use carimbo_server::{AppState, Listeners, Role};
@@ -52,9 +53,23 @@ async fn build(
     loaded: &LoadedConfig,
     role: Role,
 ) -> Result<Arc<AppState>, Box<dyn std::error::Error + Send + Sync>> {
-    let database = loaded.resolve(&loaded.config.database.sqlite);
-    let store = SqliteStore::open(&database).await?;
-    let mut state = AppState::build(loaded, Arc::new(store)).await?;
+    let store: Arc<dyn carimbo_store::Store> = match loaded.database()? {
+        DatabaseChoice::Sqlite(path) => Arc::new(SqliteStore::open(&path).await?),
+        DatabaseChoice::Postgres {
+            url,
+            max_connections,
+        } => Arc::new(
+            carimbo_store::PostgresStore::connect(
+                &url,
+                &carimbo_store::PostgresOptions {
+                    max_connections,
+                    ..Default::default()
+                },
+            )
+            .await?,
+        ),
+    };
+    let mut state = AppState::build(loaded, store).await?;
     state.role = role;
     if role == Role::Ocsp {
         // An OCSP replica never issues; intents belong to the issuing replicas.

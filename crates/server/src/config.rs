@@ -193,8 +193,31 @@ pub struct SelfIssueSection {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct DatabaseSection {
-    /// SQLite database file (created if absent).
-    pub sqlite: PathBuf,
+    /// SQLite database file (created if absent): one node, or several processes on one
+    /// host.
+    pub sqlite: Option<PathBuf>,
+    /// PostgreSQL instead (several replicas sharing one CA): a file holding the
+    /// connection URL (`postgres://user:password@host/db`), readable by the service
+    /// only.
+    pub postgres_url_file: Option<PathBuf>,
+    /// PostgreSQL instead: an environment variable holding the connection URL.
+    pub postgres_url_env: Option<String>,
+    /// Most connections to PostgreSQL (default 10).
+    pub max_connections: Option<u32>,
+}
+
+/// The database a [`DatabaseSection`] names.
+#[derive(Debug)]
+pub enum DatabaseChoice {
+    /// SQLite, at this file.
+    Sqlite(PathBuf),
+    /// PostgreSQL, at this URL (holds the password: never log it).
+    Postgres {
+        /// The connection URL.
+        url: String,
+        /// Pool size.
+        max_connections: u32,
+    },
 }
 
 /// Where CA keys are opened.
@@ -371,12 +394,70 @@ impl LoadedConfig {
         }
     }
 
+    /// The database to open: reads the PostgreSQL URL from its file (refused when
+    /// group or others can read it) or environment variable.
+    pub fn database(&self) -> Result<DatabaseChoice, ServerError> {
+        let section = &self.config.database;
+        let max_connections = section.max_connections.unwrap_or(10);
+        match (
+            &section.sqlite,
+            &section.postgres_url_file,
+            &section.postgres_url_env,
+        ) {
+            (Some(file), None, None) => Ok(DatabaseChoice::Sqlite(self.resolve(file))),
+            (None, Some(file), None) => {
+                let path = self.resolve(file);
+                carimbo_kms::check_private_file(&path)
+                    .map_err(|e| self.error("database.postgres-url-file", e))?;
+                let url = std::fs::read_to_string(&path).map_err(|e| {
+                    self.error(
+                        "database.postgres-url-file",
+                        format!("{}: {e}", path.display()),
+                    )
+                })?;
+                Ok(DatabaseChoice::Postgres {
+                    url: url.trim().to_owned(),
+                    max_connections,
+                })
+            }
+            (None, None, Some(variable)) => {
+                let url = std::env::var(variable).map_err(|_| {
+                    self.error(
+                        "database.postgres-url-env",
+                        format!("environment variable {variable} is not set"),
+                    )
+                })?;
+                Ok(DatabaseChoice::Postgres {
+                    url: url.trim().to_owned(),
+                    max_connections,
+                })
+            }
+            _ => Err(self.error(
+                "database",
+                "give exactly one of sqlite, postgres-url-file, postgres-url-env",
+            )),
+        }
+    }
+
     fn error(&self, field: &str, message: impl std::fmt::Display) -> ServerError {
         ServerError::Config(format!("{}: {field}: {message}", self.path.display()))
     }
 
     fn check(&self) -> Result<(), ServerError> {
         let config = &self.config;
+        let database = &config.database;
+        let chosen = usize::from(database.sqlite.is_some())
+            + usize::from(database.postgres_url_file.is_some())
+            + usize::from(database.postgres_url_env.is_some());
+        if chosen != 1 {
+            return Err(self.error(
+                "database",
+                "give exactly one of sqlite, postgres-url-file, postgres-url-env",
+            ));
+        }
+        if database.max_connections == Some(0) {
+            return Err(self.error("database.max-connections", "at least 1"));
+        }
         if config.version != CONFIG_VERSION {
             return Err(self.error("version", format!("must be {CONFIG_VERSION}")));
         }

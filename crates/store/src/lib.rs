@@ -117,6 +117,9 @@ pub use model::{
     RevocationLogEntry, RevocationOutcome, RevokedEntry, StoredAuditEvent, StoredCrl,
     StoredOcspResponse, crl_scope, split_crl_scope,
 };
+/// A throwaway PostgreSQL server for tests (feature `test-support`).
+#[cfg(any(test, feature = "test-support"))]
+pub use postgres::testing as postgres_testing;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use traits::{AuditStore, CertificateStore, LineageStore, RevocationStore, Store, TokenStore};

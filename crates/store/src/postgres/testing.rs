@@ -16,6 +16,8 @@
 //! unless `CARIMBO_REQUIRE_BACKENDS=1`, which makes them fail (the rule of
 //! `tests/src/lib.rs`, repeated here because this crate cannot depend on that one).
 
+#![allow(clippy::expect_used, clippy::unwrap_used, clippy::panic)]
+
 use std::net::TcpListener;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -32,18 +34,18 @@ const USER: &str = "carimbo";
 
 /// The running server of this test process.
 #[derive(Debug)]
-pub(crate) struct Server {
+pub struct Server {
     /// Temporary directory: `data/` (the cluster), the socket, `log`, `pwfile`.
-    pub(crate) dir: PathBuf,
+    pub dir: PathBuf,
     /// TCP port on 127.0.0.1.
-    pub(crate) port: u16,
+    pub port: u16,
     /// Password of [`USER`].
-    pub(crate) password: String,
+    pub password: String,
 }
 
 impl Server {
     /// URL of `database` on this server, with the password.
-    pub(crate) fn url(&self, database: &str) -> String {
+    pub fn url(&self, database: &str) -> String {
         format!(
             "postgres://{USER}:{}@127.0.0.1:{}/{database}",
             self.password, self.port
@@ -68,7 +70,7 @@ static SERVER: OnceLock<Result<Server, String>> = OnceLock::new();
 
 /// The server of this process, started on first use; `None` (after a skip notice) when
 /// PostgreSQL is not installed or does not start.
-pub(crate) fn server() -> Option<&'static Server> {
+pub fn server() -> Option<&'static Server> {
     match SERVER.get_or_init(start) {
         Ok(server) => Some(server),
         Err(why) => {
@@ -80,9 +82,9 @@ pub(crate) fn server() -> Option<&'static Server> {
 
 /// A database of one test, dropped (with any connections left) when the guard is.
 #[derive(Debug)]
-pub(crate) struct TestDatabase {
+pub struct TestDatabase {
     /// Its URL, with the password.
-    pub(crate) url: String,
+    pub url: String,
     name: String,
 }
 
@@ -116,7 +118,7 @@ impl Drop for TestDatabase {
 }
 
 /// A new, empty database on the test server.
-pub(crate) async fn database() -> Option<TestDatabase> {
+pub async fn database() -> Option<TestDatabase> {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let server = server()?;
     let name = format!(

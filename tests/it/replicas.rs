@@ -1,0 +1,283 @@
+//! Several `carimbo serve` replicas on one PostgreSQL database behave as one CA: a token
+//! minted on one is consumed once on any, certificates issued on either are known to
+//! both, a revocation made on one reaches the other's OCSP answers within the
+//! revocation-log poll, and both serve CRLs from one number sequence.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use carimbo_tests::{carimbo_binary, openssl, write_private};
+
+use crate::cli_dev::{free_port, start_dev};
+
+fn s(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+/// A running `carimbo serve` replica.
+struct Replica {
+    child: Child,
+    api: String,
+    publication: String,
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `carimbo serve` on `config` and waits for both listeners.
+fn start_replica(config: &Path, api: u16, publication: u16) -> Replica {
+    let mut child = Command::new(carimbo_binary())
+        .args(["serve", "--config", s(config)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for port in [api, publication] {
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "replica {} exited at start",
+                config.display()
+            );
+            assert!(
+                Instant::now() < deadline,
+                "replica never listened on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    Replica {
+        child,
+        api: format!("https://127.0.0.1:{api}"),
+        publication: format!("http://127.0.0.1:{publication}"),
+    }
+}
+
+fn carimbo(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(carimbo_binary()).args(args).output().unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn ocsp(root: &Path, issuer: &Path, cert: &Path, replica: &Replica) -> String {
+    let (_, text) = openssl(&[
+        "ocsp",
+        "-issuer",
+        s(issuer),
+        "-CAfile",
+        s(root),
+        "-no_nonce",
+        "-timeout",
+        "5",
+        "-url",
+        &format!("{}/ocsp", replica.publication),
+        "-cert",
+        s(cert),
+    ]);
+    text
+}
+
+/// The CRL number of `replica`'s current int-server CRL, and whether it lists `serial`.
+fn crl(replica: &Replica, serial: &str) -> Option<(u64, bool)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let der = runtime.block_on(async {
+        let response = reqwest::get(format!("{}/crl/int-server.crl", replica.publication))
+            .await
+            .ok()?;
+        if response.status() != 200 {
+            return None;
+        }
+        response.bytes().await.ok()
+    })?;
+    let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+    let number = crl.crl_number().unwrap().to_u64_digits()[0];
+    let listed = crl
+        .iter_revoked_certificates()
+        .any(|entry| hex::encode(entry.raw_serial()) == serial);
+    Some((number, listed))
+}
+
+#[test]
+fn two_replicas_on_one_postgresql_database_are_one_ca() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(database) = runtime.block_on(carimbo_store::postgres_testing::database()) else {
+        return;
+    };
+    // The development hierarchy and config, then switched to PostgreSQL.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut dev, _) = start_dev(&data, free_port(), free_port());
+    dev.kill().unwrap();
+    let _ = dev.wait();
+    write_private(&data.join("pg.url"), database.url.as_bytes());
+    let template = std::fs::read_to_string(data.join("carimbo.toml")).unwrap();
+    assert!(template.contains("sqlite = \"carimbo.db\""), "{template}");
+    let mut ports = Vec::new();
+    for name in ["a", "b"] {
+        let (api, publication) = (free_port(), free_port());
+        let mut config = String::new();
+        for line in template.lines() {
+            let line = if line.starts_with("listen = ") {
+                format!("listen = \"127.0.0.1:{api}\"")
+            } else if line.starts_with("publication-listen = ") {
+                format!("publication-listen = \"127.0.0.1:{publication}\"")
+            } else if line.starts_with("sqlite = ") {
+                "postgres-url-file = \"pg.url\"\nmax-connections = 4".to_owned()
+            } else {
+                line.to_owned()
+            };
+            config.push_str(&line);
+            config.push('\n');
+        }
+        std::fs::write(data.join(format!("replica-{name}.toml")), config).unwrap();
+        ports.push((api, publication));
+    }
+    let a = start_replica(&data.join("replica-a.toml"), ports[0].0, ports[0].1);
+    let b = start_replica(&data.join("replica-b.toml"), ports[1].0, ports[1].1);
+    let bundle = data.join("ca-bundle.pem");
+    let admin = data.join("admin.token");
+    let root = data.join("ceremony/root.pem");
+    let issuer = data.join("ceremony/int-server.pem");
+
+    // A token minted on A is consumed on B, once.
+    let mint = |replica: &Replica| {
+        let (ok, stdout, stderr) = carimbo(&[
+            "token",
+            "create",
+            "--ca",
+            &replica.api,
+            "--ca-bundle",
+            s(&bundle),
+            "--admin-token-file",
+            s(&admin),
+            "--provisioner",
+            "dev",
+            "--profile",
+            "server",
+            "--san",
+            "dns:replica.localhost",
+        ]);
+        assert!(ok, "{stderr}");
+        stdout.trim().to_owned()
+    };
+    let issue = |replica: &Replica, token: &str, out: &Path| {
+        carimbo(&[
+            "issue",
+            "--ca",
+            &replica.api,
+            "--ca-bundle",
+            s(&bundle),
+            "--token",
+            token,
+            "--profile",
+            "server",
+            "--san",
+            "dns:replica.localhost",
+            "--out",
+            s(out),
+        ])
+    };
+    let token = mint(&a);
+    let first = dir.path().join("first");
+    let (ok, _, stderr) = issue(&b, &token, &first);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = issue(&a, &token, &dir.path().join("again"));
+    assert!(!ok && stderr.contains("token_used"), "{stderr}");
+    let second = dir.path().join("second");
+    let (ok, _, stderr) = issue(&a, &mint(&b), &second);
+    assert!(ok, "{stderr}");
+
+    // Both replicas answer for both certificates.
+    for cert in [first.join("cert.pem"), second.join("cert.pem")] {
+        for replica in [&a, &b] {
+            let text = ocsp(&root, &issuer, &cert, replica);
+            assert!(
+                text.contains(": good") && text.contains("Response verify OK"),
+                "{text}"
+            );
+        }
+    }
+
+    // Revoked through A: B's OCSP says so within the poll interval (1 s) plus margin.
+    let (ok, _, stderr) = carimbo(&[
+        "revoke",
+        "--ca",
+        &a.api,
+        "--ca-bundle",
+        s(&bundle),
+        "--cert",
+        s(&first.join("cert.pem")),
+        "--admin-token-file",
+        s(&admin),
+        "--reason",
+        "superseded",
+    ]);
+    assert!(ok, "{stderr}");
+    let returned = Instant::now();
+    loop {
+        let text = ocsp(&root, &issuer, &first.join("cert.pem"), &b);
+        if text.contains(": revoked") {
+            break;
+        }
+        assert!(text.contains(": good"), "{text}");
+        assert!(
+            returned.elapsed() < Duration::from_secs(3),
+            "B still says good 3 s after the revocation on A"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("revocation on A seen by B after {:?}", returned.elapsed());
+
+    // Both publish CRLs from one sequence: each lists the revocation soon, and the
+    // numbers they serve never go backwards.
+    let serial = {
+        let der = carimbo_pki::pem_decode(
+            &std::fs::read_to_string(first.join("cert.pem")).unwrap(),
+            "CERTIFICATE",
+        )
+        .unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+        hex::encode(parsed.raw_serial())
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = [0u64; 2];
+    loop {
+        let a_crl = crl(&a, &serial);
+        let b_crl = crl(&b, &serial);
+        for (index, current) in [a_crl, b_crl].iter().enumerate() {
+            if let Some((number, _)) = current {
+                assert!(
+                    *number >= seen[index],
+                    "CRL number went back on replica {index}"
+                );
+                seen[index] = *number;
+            }
+        }
+        if matches!((a_crl, b_crl), (Some((_, true)), Some((_, true)))) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the CRLs never listed {serial}: {a_crl:?} {b_crl:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    drop(a);
+    drop(b);
+    drop(database);
+}
