@@ -125,26 +125,10 @@ fn two_replicas_on_one_postgresql_database_are_one_ca() {
     dev.kill().unwrap();
     let _ = dev.wait();
     write_private(&data.join("pg.url"), database.url.as_bytes());
-    let template = std::fs::read_to_string(data.join("carimbo.toml")).unwrap();
-    assert!(template.contains("sqlite = \"carimbo.db\""), "{template}");
     let mut ports = Vec::new();
     for name in ["a", "b"] {
         let (api, publication) = (free_port(), free_port());
-        let mut config = String::new();
-        for line in template.lines() {
-            let line = if line.starts_with("listen = ") {
-                format!("listen = \"127.0.0.1:{api}\"")
-            } else if line.starts_with("publication-listen = ") {
-                format!("publication-listen = \"127.0.0.1:{publication}\"")
-            } else if line.starts_with("sqlite = ") {
-                "postgres-url-file = \"pg.url\"\nmax-connections = 4".to_owned()
-            } else {
-                line.to_owned()
-            };
-            config.push_str(&line);
-            config.push('\n');
-        }
-        std::fs::write(data.join(format!("replica-{name}.toml")), config).unwrap();
+        serve_config(&data, &format!("replica-{name}"), api, publication, true);
         ports.push((api, publication));
     }
     let a = start_replica(&data.join("replica-a.toml"), ports[0].0, ports[0].1);
@@ -279,5 +263,185 @@ fn two_replicas_on_one_postgresql_database_are_one_ca() {
     }
     drop(a);
     drop(b);
+    drop(database);
+}
+
+/// Writes a copy of the dev config for `carimbo serve`: new ports and, with `postgres`,
+/// the PostgreSQL URL file instead of SQLite.
+fn serve_config(
+    data: &Path,
+    name: &str,
+    api: u16,
+    publication: u16,
+    postgres: bool,
+) -> std::path::PathBuf {
+    let template = std::fs::read_to_string(data.join("carimbo.toml")).unwrap();
+    let mut config = String::new();
+    for line in template.lines() {
+        let line = if line.starts_with("listen = ") {
+            format!("listen = \"127.0.0.1:{api}\"")
+        } else if line.starts_with("publication-listen = ") {
+            format!("publication-listen = \"127.0.0.1:{publication}\"")
+        } else if line.starts_with("sqlite = ") && postgres {
+            "postgres-url-file = \"pg.url\"\nmax-connections = 4".to_owned()
+        } else {
+            line.to_owned()
+        };
+        config.push_str(&line);
+        config.push('\n');
+    }
+    let path = data.join(format!("{name}.toml"));
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+/// Issue → renew → revoke (by the holder) → CRL → OCSP → renewal refused, against
+/// `carimbo serve` on `postgres` or SQLite.
+fn story(postgres: Option<&str>) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut dev, _) = start_dev(&data, free_port(), free_port());
+    dev.kill().unwrap();
+    let _ = dev.wait();
+    if let Some(url) = postgres {
+        write_private(&data.join("pg.url"), url.as_bytes());
+    }
+    let (api, publication) = (free_port(), free_port());
+    let config = serve_config(&data, "story", api, publication, postgres.is_some());
+    let ca = start_replica(&config, api, publication);
+    let bundle = data.join("ca-bundle.pem");
+    let admin = data.join("admin.token");
+    let root = data.join("ceremony/root.pem");
+    let issuer = data.join("ceremony/int-server.pem");
+    let ca_args = ["--ca", ca.api.as_str(), "--ca-bundle", s(&bundle)];
+
+    let (ok, token, stderr) = carimbo(
+        &[
+            &["token", "create"][..],
+            &ca_args,
+            &[
+                "--admin-token-file",
+                s(&admin),
+                "--provisioner",
+                "dev",
+                "--profile",
+                "server",
+                "--san",
+                "dns:story.localhost",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(ok, "{stderr}");
+    let first = dir.path().join("first");
+    let (ok, _, stderr) = carimbo(
+        &[
+            &["issue"][..],
+            &ca_args,
+            &[
+                "--token",
+                token.trim(),
+                "--profile",
+                "server",
+                "--san",
+                "dns:story.localhost",
+                "--out",
+                s(&first),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(ok, "issue: {stderr}");
+    let renewed = dir.path().join("renewed");
+    let (ok, _, stderr) = carimbo(
+        &[
+            &["renew"][..],
+            &ca_args,
+            &[
+                "--cert",
+                s(&first.join("cert.pem")),
+                "--key",
+                s(&first.join("key.pem")),
+                "--out",
+                s(&renewed),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(ok, "renew: {stderr}");
+    let cert = renewed.join("cert.pem");
+    let text = ocsp(&root, &issuer, &cert, &ca);
+    assert!(
+        text.contains(": good") && text.contains("Response verify OK"),
+        "{text}"
+    );
+
+    // The holder revokes the renewed certificate with its key.
+    let (ok, _, stderr) = carimbo(
+        &[
+            &["revoke"][..],
+            &ca_args,
+            &[
+                "--cert",
+                s(&cert),
+                "--key",
+                s(&renewed.join("key.pem")),
+                "--reason",
+                "key-compromise",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(ok, "revoke: {stderr}");
+    let text = ocsp(&root, &issuer, &cert, &ca);
+    assert!(
+        text.contains(": revoked") && text.contains("keyCompromise"),
+        "{text}"
+    );
+    let serial = {
+        let der = carimbo_pki::pem_decode(&std::fs::read_to_string(&cert).unwrap(), "CERTIFICATE")
+            .unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+        hex::encode(parsed.raw_serial())
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !matches!(crl(&ca, &serial), Some((_, true))) {
+        assert!(Instant::now() < deadline, "the CRL never listed {serial}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    // Renewing the revoked certificate is refused.
+    let (ok, _, stderr) = carimbo(
+        &[
+            &["renew"][..],
+            &ca_args,
+            &[
+                "--cert",
+                s(&cert),
+                "--key",
+                s(&renewed.join("key.pem")),
+                "--out",
+                s(&dir.path().join("refused")),
+            ],
+        ]
+        .concat(),
+    );
+    assert!(!ok && stderr.contains("certificate_revoked"), "{stderr}");
+}
+
+#[test]
+fn the_story_runs_on_sqlite() {
+    story(None);
+}
+
+#[test]
+fn the_story_runs_on_postgresql() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let Some(database) = runtime.block_on(carimbo_store::postgres_testing::database()) else {
+        return;
+    };
+    story(Some(&database.url));
     drop(database);
 }
