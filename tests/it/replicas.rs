@@ -22,6 +22,30 @@ struct Replica {
     publication: String,
 }
 
+impl Replica {
+    /// Stops it with SIGTERM (what systemd and container runtimes send) and checks it
+    /// exits 0 within ten seconds.
+    fn terminate(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "exit after SIGTERM: {status}");
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "still running 10 s after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 impl Drop for Replica {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -426,6 +450,8 @@ fn story(postgres: Option<&str>) {
         .concat(),
     );
     assert!(!ok && stderr.contains("certificate_revoked"), "{stderr}");
+    let mut ca = ca;
+    ca.terminate();
 }
 
 #[test]

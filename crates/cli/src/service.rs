@@ -85,8 +85,24 @@ async fn build(
     Ok(Arc::new(state))
 }
 
+/// Completes on SIGINT or SIGTERM (what systemd and container runtimes send): the
+/// listeners stop accepting and requests in flight finish.
 async fn shutdown_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; stop with SIGINT");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
 }
 
 /// `carimbo serve --config FILE [--role ocsp]`.
