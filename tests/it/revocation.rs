@@ -273,6 +273,25 @@ fn ocsp_and_crl_follow_a_revocation() {
         &[],
     );
     assert!(text.contains(": unknown"), "{text}");
+    // An unknown serial may be an intent about to complete: its answer is short-lived
+    // (ocsp-max-age plus the backdate), not the hours of a good one.
+    let update = |label: &str| {
+        let line = text
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(label))
+            .unwrap_or_else(|| panic!("no {label} in {text}"));
+        let format = time::format_description::parse(
+            "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT",
+        )
+        .unwrap();
+        time::PrimitiveDateTime::parse(line.trim(), &format)
+            .unwrap_or_else(|e| panic!("{line}: {e}"))
+    };
+    let lifetime = update("Next Update:") - update("This Update:");
+    assert!(
+        lifetime <= time::Duration::minutes(2),
+        "unknown answer valid for {lifetime}: {text}"
+    );
     let text = openssl_ocsp(&root, &root, &["-cert", s(&cert)], &url, &[]);
     assert!(text.contains("unauthorized"), "{text}");
 

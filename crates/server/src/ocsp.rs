@@ -144,6 +144,10 @@ pub struct OcspService {
     epoch: AtomicU64,
     live: Semaphore,
     validity: time::Duration,
+    /// nextUpdate − thisUpdate of `unknown` answers: `ocsp-max-age` (plus the
+    /// backdate), so a serial that is an intent about to complete is not answered
+    /// `unknown` for hours by the caches of relying parties.
+    unknown_validity: time::Duration,
     presign: OcspPresign,
     responder_validity: time::Duration,
     /// Highest revocation-log id whose cache invalidation this replica has applied.
@@ -238,6 +242,8 @@ impl OcspService {
             epoch: AtomicU64::new(0),
             live: Semaphore::new(settings.ocsp_live_signing_limit),
             validity: settings.ocsp_validity.0,
+            unknown_validity: (settings.ocsp_max_age.0 + THIS_UPDATE_BACKDATE)
+                .min(settings.ocsp_validity.0),
             presign: settings.ocsp_presign,
             responder_validity: settings.ocsp_responder_validity.0,
             seen_revocation: AtomicU64::new(0),
@@ -505,7 +511,12 @@ impl OcspService {
             .filter(|r| r.not_after > now + RESPONDER_MIN_LEFT)
             .ok_or_else(|| "no valid OCSP responder certificate".to_owned())?;
         let this_update = now - THIS_UPDATE_BACKDATE;
-        let next_update = (this_update + self.validity).min(responder.not_after);
+        let validity = if matches!(status, CertStatus::Unknown) {
+            self.unknown_validity
+        } else {
+            self.validity
+        };
+        let next_update = (this_update + validity).min(responder.not_after);
         let template = OcspResponseTemplate {
             produced_at: now,
             responses: vec![SingleResponseTemplate {
