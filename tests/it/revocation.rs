@@ -280,11 +280,10 @@ fn ocsp_and_crl_follow_a_revocation() {
             .lines()
             .find_map(|line| line.trim().strip_prefix(label))
             .unwrap_or_else(|| panic!("no {label} in {text}"));
-        let format = time::format_description::parse(
-            "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT",
-        )
-        .unwrap();
-        time::PrimitiveDateTime::parse(line.trim(), &format)
+        let format = time::macros::format_description!(
+            "[month repr:short] [day padding:space] [hour]:[minute]:[second] [year] GMT"
+        );
+        time::PrimitiveDateTime::parse(line.trim(), format)
             .unwrap_or_else(|e| panic!("{line}: {e}"))
     };
     let lifetime = update("Next Update:") - update("This Update:");
