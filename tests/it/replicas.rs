@@ -452,6 +452,40 @@ fn story(postgres: Option<&str>) {
     assert!(!ok && stderr.contains("certificate_revoked"), "{stderr}");
     let mut ca = ca;
     ca.terminate();
+
+    // The audit trail of all that verifies; an event changed behind the service's back
+    // (triggers dropped, as someone with raw database access could) is found.
+    let (ok, stdout, stderr) = carimbo(&["audit", "verify", "--config", s(&config)]);
+    assert!(
+        ok && stdout.contains("audit chain main: intact"),
+        "{stdout}{stderr}"
+    );
+    if postgres.is_none() {
+        let database = data.join("carimbo.db");
+        let output = Command::new(std::env::var("CARIMBO_PYTHON").unwrap_or("python3".into()))
+            .args([
+                "-c",
+                "import sqlite3, sys\n\
+                 db = sqlite3.connect(sys.argv[1])\n\
+                 db.execute('DROP TRIGGER audit_events_no_update')\n\
+                 db.execute(\"UPDATE audit_events SET event = replace(event, 'story', 'storz') \
+                 WHERE chain = 'main' AND sequence = (SELECT MAX(sequence) FROM audit_events \
+                 WHERE chain = 'main' AND event LIKE '%story%')\")\n\
+                 assert db.total_changes == 1, db.total_changes\n\
+                 db.commit()\n",
+                s(&database),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let (ok, _, stderr) = carimbo(&["audit", "verify", "--config", s(&config)]);
+        assert!(!ok && stderr.contains("broken at sequence"), "{stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    }
 }
 
 #[test]

@@ -42,6 +42,9 @@ enum Command {
     /// Bootstrap tokens (admin).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// The service's hash-chained audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Key management and envelope encryption on a local keyring.
     #[command(subcommand)]
     Kms(kms::KmsCommand),
@@ -51,6 +54,12 @@ enum Command {
 enum AdminCommand {
     /// Revoke every certificate matching conditions (a dry run unless --execute).
     Revoke(client::BulkRevokeArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Recompute an audit chain from the database and report its first broken link.
+    Verify(service::AuditVerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +119,7 @@ fn main() -> ExitCode {
             Command::Revoke(args) => client::revoke(args).await,
             Command::Admin(AdminCommand::Revoke(args)) => client::bulk_revoke(args).await,
             Command::Token(TokenCommand::Create(args)) => client::token_create(args).await,
+            Command::Audit(AuditCommand::Verify(args)) => service::audit_verify(args).await,
             Command::Kms(command) => kms::run(command).await,
         }
     });

@@ -49,11 +49,42 @@ pub struct DevArgs {
     publication_listen: SocketAddr,
 }
 
-async fn build(
+/// `carimbo audit verify` arguments.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+    /// The chain to check (default: the config's `audit.chain`, or `main`).
+    #[arg(long)]
+    chain: Option<String>,
+}
+
+/// `carimbo audit verify`: recomputes an audit chain from its first event; exits 1 and
+/// names the first broken sequence when it does not hold.
+pub async fn audit_verify(args: AuditVerifyArgs) -> CliResult {
+    let loaded = LoadedConfig::load(&args.config.config)?;
+    let chain = args
+        .chain
+        .or_else(|| loaded.config.audit.chain.clone())
+        .unwrap_or_else(|| "main".into());
+    let store = open_store(&loaded).await?;
+    match store.verify_audit_chain(&chain).await? {
+        None => {
+            println!("audit chain {chain}: intact");
+            Ok(())
+        }
+        Some(sequence) => Err(format!(
+            "audit chain {chain}: broken at sequence {sequence} (a gap, a changed event or a wrong link)"
+        )
+        .into()),
+    }
+}
+
+/// Opens the database the config names.
+async fn open_store(
     loaded: &LoadedConfig,
-    role: Role,
-) -> Result<Arc<AppState>, Box<dyn std::error::Error + Send + Sync>> {
-    let store: Arc<dyn carimbo_store::Store> = match loaded.database()? {
+) -> Result<Arc<dyn carimbo_store::Store>, Box<dyn std::error::Error + Send + Sync>> {
+    Ok(match loaded.database()? {
         DatabaseChoice::Sqlite(path) => Arc::new(SqliteStore::open(&path).await?),
         DatabaseChoice::Postgres {
             url,
@@ -68,7 +99,14 @@ async fn build(
             )
             .await?,
         ),
-    };
+    })
+}
+
+async fn build(
+    loaded: &LoadedConfig,
+    role: Role,
+) -> Result<Arc<AppState>, Box<dyn std::error::Error + Send + Sync>> {
+    let store = open_store(loaded).await?;
     let mut state = AppState::build(loaded, store).await?;
     state.role = role;
     if role == Role::Ocsp {
