@@ -91,6 +91,9 @@ pub enum ApiError {
     /// No issuer can serve the profile now.
     #[error("{0}")]
     IssuerUnavailable(String),
+    /// The database cannot be reached now; nothing was changed by this request.
+    #[error("the database is unavailable; retry later")]
+    DatabaseUnavailable,
     /// The request took longer than the service allows.
     #[error("the request took longer than {0} seconds")]
     Timeout(u64),
@@ -133,6 +136,7 @@ impl ApiError {
             Self::KeyCompromised => ("key_compromised", StatusCode::BAD_REQUEST),
             Self::IssuerUnavailable(_) => ("issuer_unavailable", StatusCode::SERVICE_UNAVAILABLE),
             Self::Timeout(_) => ("timeout", StatusCode::SERVICE_UNAVAILABLE),
+            Self::DatabaseUnavailable => ("database_unavailable", StatusCode::SERVICE_UNAVAILABLE),
             Self::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }
@@ -144,6 +148,10 @@ impl From<StoreError> for ApiError {
             StoreError::TokenAlreadyUsed => Self::TokenUsed,
             StoreError::TokenExpired => Self::TokenExpired,
             StoreError::NotFound => Self::NotFound("not found".into()),
+            other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "database unavailable");
+                Self::DatabaseUnavailable
+            }
             other => {
                 tracing::error!(error = %other, "database error");
                 Self::Internal("database error".into())
@@ -167,6 +175,11 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
         response
     }
 }
