@@ -505,3 +505,117 @@ fn the_story_runs_on_postgresql() {
     story(Some(&database.url));
     drop(database);
 }
+
+#[test]
+fn a_replica_rides_out_a_postgresql_restart() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // A server of its own: this test stops it.
+    let Some(server) = carimbo_store::postgres_testing::private_server() else {
+        return;
+    };
+    let database = runtime.block_on(carimbo_store::postgres_testing::database_on(&server));
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut dev, _) = start_dev(&data, free_port(), free_port());
+    dev.kill().unwrap();
+    let _ = dev.wait();
+    write_private(&data.join("pg.url"), database.url.as_bytes());
+    let (api, publication) = (free_port(), free_port());
+    let config = serve_config(&data, "restart", api, publication, true);
+    let mut ca = start_replica(&config, api, publication);
+    let bundle = data.join("ca-bundle.pem");
+    let admin = data.join("admin.token");
+    let root = data.join("ceremony/root.pem");
+    let issuer = data.join("ceremony/int-server.pem");
+    let mint = || {
+        carimbo(&[
+            "token",
+            "create",
+            "--ca",
+            &ca.api,
+            "--ca-bundle",
+            s(&bundle),
+            "--admin-token-file",
+            s(&admin),
+            "--provisioner",
+            "dev",
+            "--profile",
+            "server",
+            "--san",
+            "dns:restart.localhost",
+        ])
+    };
+    let (ok, token, stderr) = mint();
+    assert!(ok, "{stderr}");
+    let first = dir.path().join("first");
+    let (ok, _, stderr) = carimbo(&[
+        "issue",
+        "--ca",
+        &ca.api,
+        "--ca-bundle",
+        s(&bundle),
+        "--token",
+        token.trim(),
+        "--profile",
+        "server",
+        "--san",
+        "dns:restart.localhost",
+        "--out",
+        s(&first),
+    ]);
+    assert!(ok, "{stderr}");
+    let text = ocsp(&root, &issuer, &first.join("cert.pem"), &ca);
+    assert!(text.contains(": good"), "{text}");
+
+    // PostgreSQL goes down: requests that need it get a 503 that says so; the answer
+    // already cached is still served.
+    server.stop();
+    let (ok, _, stderr) = mint();
+    assert!(!ok && stderr.contains("database_unavailable"), "{stderr}");
+    let text = ocsp(&root, &issuer, &first.join("cert.pem"), &ca);
+    assert!(
+        text.contains(": good") && text.contains("Response verify OK"),
+        "{text}"
+    );
+    assert!(ca.child.try_wait().unwrap().is_none(), "the replica exited");
+
+    // Back up: the same process serves again, without a restart.
+    server.start_again();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let token = loop {
+        let (ok, token, stderr) = mint();
+        if ok {
+            break token;
+        }
+        assert!(
+            stderr.contains("database_unavailable"),
+            "not a 503 while reconnecting: {stderr}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "no recovery after the restart: {stderr}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    let (ok, _, stderr) = carimbo(&[
+        "issue",
+        "--ca",
+        &ca.api,
+        "--ca-bundle",
+        s(&bundle),
+        "--token",
+        token.trim(),
+        "--profile",
+        "server",
+        "--san",
+        "dns:restart.localhost",
+        "--out",
+        s(&dir.path().join("second")),
+    ]);
+    assert!(ok, "{stderr}");
+    ca.terminate();
+    drop(database);
+}

@@ -94,7 +94,9 @@ async fn open_store(
                 &url,
                 &carimbo_store::PostgresOptions {
                     max_connections,
-                    ..Default::default()
+                    // Below the request time limit: with the database down a request
+                    // gets its 503 database_unavailable, not a request timeout.
+                    acquire_timeout: std::time::Duration::from_secs(2),
                 },
             )
             .await?,

@@ -355,7 +355,11 @@ impl AppState {
             .map(|_| ())
             .map_err(|e| {
                 tracing::error!(error = %e, "audit append failed");
-                ApiError::Internal("audit trail unavailable".into())
+                if e.is_unavailable() {
+                    ApiError::DatabaseUnavailable
+                } else {
+                    ApiError::Internal("audit trail unavailable".into())
+                }
             })
     }
 }

@@ -41,9 +41,31 @@ pub struct Server {
     pub port: u16,
     /// Password of [`USER`].
     pub password: String,
+    bindir: PathBuf,
+    user: Option<(u32, u32)>,
 }
 
 impl Server {
+    /// Stops the server (fast shutdown: connections are cut), as a crash or a
+    /// maintenance restart would look to clients.
+    pub fn stop(&self) {
+        let mut pg_ctl = as_server_user(&self.bindir.join("pg_ctl"), self.user);
+        pg_ctl
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["stop", "-m", "fast", "-w", "-t", "60"]);
+        run(pg_ctl, "pg_ctl stop").unwrap();
+    }
+
+    /// Starts a stopped server again, on the same port.
+    pub fn start_again(&self) {
+        run(
+            pg_ctl_start(&self.bindir, self.user, &self.dir, self.port),
+            "pg_ctl start",
+        )
+        .unwrap();
+    }
+
     /// URL of `database` on this server, with the password.
     pub fn url(&self, database: &str) -> String {
         format!(
@@ -86,14 +108,12 @@ pub struct TestDatabase {
     /// Its URL, with the password.
     pub url: String,
     name: String,
+    admin: String,
 }
 
 impl Drop for TestDatabase {
     fn drop(&mut self) {
-        let Some(Ok(server)) = SERVER.get() else {
-            return;
-        };
-        let admin = server.url("postgres");
+        let admin = self.admin.clone();
         let name = self.name.clone();
         // The test's runtime may be gone or single-threaded: a runtime of its own, on
         // a thread of its own. Best effort: the server goes at process exit anyway.
@@ -119,8 +139,25 @@ impl Drop for TestDatabase {
 
 /// A new, empty database on the test server.
 pub async fn database() -> Option<TestDatabase> {
+    Some(database_on(server()?).await)
+}
+
+/// A server of its own for a test that stops and starts it (the shared one serves
+/// tests running in parallel); `None` (after a skip notice) without PostgreSQL. It is
+/// stopped and removed when this process ends.
+pub fn private_server() -> Option<Server> {
+    match start() {
+        Ok(server) => Some(server),
+        Err(why) => {
+            skip(&why);
+            None
+        }
+    }
+}
+
+/// A new, empty database on `server`.
+pub async fn database_on(server: &Server) -> TestDatabase {
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let server = server()?;
     let name = format!(
         "t_{}_{}",
         std::process::id(),
@@ -135,10 +172,11 @@ pub async fn database() -> Option<TestDatabase> {
         .await
         .expect("create a test database");
     admin.close().await.ok();
-    Some(TestDatabase {
+    TestDatabase {
         url: server.url(&name),
         name,
-    })
+        admin: server.url("postgres"),
+    }
 }
 
 /// Where the PostgreSQL server programs are: `pg_config --bindir`, then the newest
@@ -283,25 +321,14 @@ fn start() -> Result<Server, String> {
     let mut last_error = String::new();
     for _ in 0..5 {
         let port = free_port()?;
-        let mut pg_ctl = as_server_user(&bindir.join("pg_ctl"), user);
-        pg_ctl
-            .arg("-D")
-            .arg(&data)
-            .arg("-o")
-            .arg(format!(
-                "-k {} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off \
-                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-                dir.display()
-            ))
-            .arg("-l")
-            .arg(dir.join("log"))
-            .args(["start", "-w", "-t", "60"]);
-        match run(pg_ctl, "pg_ctl start") {
+        match run(pg_ctl_start(&bindir, user, &dir, port), "pg_ctl start") {
             Ok(_) => {
                 return Ok(Server {
                     dir,
                     port,
                     password,
+                    bindir,
+                    user,
                 });
             }
             Err(e) => {
@@ -311,6 +338,24 @@ fn start() -> Result<Server, String> {
         }
     }
     Err(last_error)
+}
+
+/// `pg_ctl start` of the cluster in `dir` on `port`.
+fn pg_ctl_start(bindir: &Path, user: Option<(u32, u32)>, dir: &Path, port: u16) -> Command {
+    let mut pg_ctl = as_server_user(&bindir.join("pg_ctl"), user);
+    pg_ctl
+        .arg("-D")
+        .arg(dir.join("data"))
+        .arg("-o")
+        .arg(format!(
+            "-k {} -c listen_addresses=127.0.0.1 -p {port} -c fsync=off \
+             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+            dir.display()
+        ))
+        .arg("-l")
+        .arg(dir.join("log"))
+        .args(["start", "-w", "-t", "60"]);
+    pg_ctl
 }
 
 /// Starts the process that stops the server and removes `dir` once this process ends.
