@@ -7,13 +7,11 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use carimbo_tests::{carimbo_binary, openssl, write_private};
+use carimbo_tests::{carimbo_binary, write_private};
 
 use crate::cli_dev::{free_port, start_dev};
-
-fn s(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
+use crate::revocation::{openssl_ocsp, plain_http};
+use crate::server::s;
 
 /// A running `carimbo serve` replica.
 struct Replica {
@@ -93,38 +91,19 @@ fn carimbo(args: &[&str]) -> (bool, String, String) {
 }
 
 fn ocsp(root: &Path, issuer: &Path, cert: &Path, replica: &Replica) -> String {
-    let (_, text) = openssl(&[
-        "ocsp",
-        "-issuer",
-        s(issuer),
-        "-CAfile",
-        s(root),
-        "-no_nonce",
-        "-timeout",
-        "5",
-        "-url",
-        &format!("{}/ocsp", replica.publication),
-        "-cert",
-        s(cert),
-    ]);
-    text
+    let url = format!("{}/ocsp", replica.publication);
+    openssl_ocsp(root, issuer, &["-cert", s(cert)], &url, &[])
 }
 
 /// The CRL number of `replica`'s current int-server CRL, and whether it lists `serial`.
 fn crl(replica: &Replica, serial: &str) -> Option<(u64, bool)> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let der = runtime.block_on(async {
-        let response = reqwest::get(format!("{}/crl/int-server.crl", replica.publication))
-            .await
-            .ok()?;
-        if response.status() != 200 {
-            return None;
-        }
-        response.bytes().await.ok()
-    })?;
+    let (status, der) = plain_http(
+        "GET",
+        &format!("{}/crl/int-server.crl", replica.publication),
+    );
+    if status != 200 {
+        return None;
+    }
     let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
     let number = crl.crl_number().unwrap().to_u64_digits()[0];
     let listed = crl

@@ -48,7 +48,7 @@ fn issue_server(ca: &TestCa, name: &str) -> Issued {
 }
 
 /// `openssl ocsp` against the service; returns its output.
-fn openssl_ocsp(
+pub(crate) fn openssl_ocsp(
     ca_file: &Path,
     issuer: &Path,
     target: &[&str],
@@ -977,7 +977,7 @@ fn dev_issue(data: &Path, api: u16, token: &str, out: &Path) {
 }
 
 /// One plain-HTTP request with an empty body: (status, body).
-fn plain_http(method: &str, url: &str) -> (u16, Vec<u8>) {
+pub(crate) fn plain_http(method: &str, url: &str) -> (u16, Vec<u8>) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -97,6 +97,22 @@ async fn problem(response: reqwest::Response) -> Box<dyn std::error::Error + Sen
 }
 
 /// An error and its sources on one line.
+/// Sends `request` to `url`; returns the JSON body of a 2xx answer, else the CA's
+/// problem (or why it could not be reached) as the error.
+async fn send_json(
+    request: reqwest::RequestBuilder,
+    url: &str,
+) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach {url}: {}", error_chain(&e)))?;
+    if !response.status().is_success() {
+        return Err(problem(response).await);
+    }
+    Ok(response.json().await?)
+}
+
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -171,17 +187,7 @@ pub async fn issue(args: IssueArgs) -> CliResult {
         body["ttl"] = json!(ttl);
     }
     let url = format!("{}/v1/certificates", args.ca.ca.trim_end_matches('/'));
-    let response = client
-        .post(&url)
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach {url}: {}", error_chain(&e)))?;
-    if !response.status().is_success() {
-        return Err(problem(response).await);
-    }
-    let issued: Value = response.json().await?;
+    let issued = send_json(client.post(&url).bearer_auth(token).json(&body), &url).await?;
     write_outputs(&args.out, &key.serialize_pem(), &issued)?;
     println!(
         "issued {} certificate {} until {} into {}",
@@ -207,17 +213,7 @@ pub async fn token_create(args: TokenCreateArgs) -> CliResult {
         body["ttl"] = json!(ttl);
     }
     let url = format!("{}/v1/admin/tokens", args.ca.ca.trim_end_matches('/'));
-    let response = client
-        .post(&url)
-        .bearer_auth(admin)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach {url}: {}", error_chain(&e)))?;
-    if !response.status().is_success() {
-        return Err(problem(response).await);
-    }
-    let created: Value = response.json().await?;
+    let created = send_json(client.post(&url).bearer_auth(admin).json(&body), &url).await?;
     println!("{}", created["token"].as_str().unwrap_or_default());
     eprintln!(
         "expires at {}",
@@ -307,18 +303,15 @@ pub async fn renew(args: RenewArgs) -> CliResult {
     let proof = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature);
     let client = http_client(&args.ca)?;
     let url = format!("{}/v1/certificates/renew", args.ca.ca.trim_end_matches('/'));
-    let response = client
-        .post(&url)
-        .header("authorization", format!("Carimbo-PoP {proof}"))
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach {url}: {}", error_chain(&e)))?;
-    if !response.status().is_success() {
-        return Err(problem(response).await);
-    }
-    let renewed: Value = response.json().await?;
+    let renewed = send_json(
+        client
+            .post(&url)
+            .header("authorization", format!("Carimbo-PoP {proof}"))
+            .header("content-type", "application/json")
+            .body(body),
+        &url,
+    )
+    .await?;
     write_outputs(&args.out, &next.serialize_pem(), &renewed)?;
     println!(
         "renewed: certificate {} until {} into {}",
@@ -418,14 +411,7 @@ pub async fn revoke(args: RevokeArgs) -> CliResult {
         }
         _ => return Err("give --key (as the holder) or --admin-token-file".into()),
     };
-    let response = request
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach {url}: {}", error_chain(&e)))?;
-    if !response.status().is_success() {
-        return Err(problem(response).await);
-    }
-    let result: Value = response.json().await?;
+    let result = send_json(request, &url).await?;
     print_revocation(&result);
     Ok(())
 }
@@ -483,17 +469,7 @@ pub async fn bulk_revoke(args: BulkRevokeArgs) -> CliResult {
     if let Some(expect) = args.expect {
         body["expect"] = json!(expect);
     }
-    let response = client
-        .post(&url)
-        .bearer_auth(admin)
-        .json(&body)
-        .send()
-        .await
-        .map_err(|e| format!("cannot reach {url}: {}", error_chain(&e)))?;
-    if !response.status().is_success() {
-        return Err(problem(response).await);
-    }
-    let result: Value = response.json().await?;
+    let result = send_json(client.post(&url).bearer_auth(admin).json(&body), &url).await?;
     let matched = result["matched"].as_u64().unwrap_or(0);
     if args.execute {
         let failed = result["failed"].as_array().map_or(0, Vec::len);
