@@ -439,6 +439,15 @@ fn story(postgres: Option<&str>) {
         ok && stdout.contains("audit chain main: intact"),
         "{stdout}{stderr}"
     );
+    let (ok, _, stderr) = carimbo(&[
+        "audit",
+        "verify",
+        "--config",
+        s(&config),
+        "--chain",
+        "no-such-chain",
+    ]);
+    assert!(!ok && stderr.contains("no events"), "{stderr}");
     if postgres.is_none() {
         let database = data.join("carimbo.db");
         let output = Command::new(std::env::var("CARIMBO_PYTHON").unwrap_or("python3".into()))

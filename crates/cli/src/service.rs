@@ -68,6 +68,10 @@ pub async fn audit_verify(args: AuditVerifyArgs) -> CliResult {
         .or_else(|| loaded.config.audit.chain.clone())
         .unwrap_or_else(|| "main".into());
     let store = open_store(&loaded).await?;
+    if store.audit_events(&chain, 0, 1).await?.is_empty() {
+        // A mistyped name would otherwise pass as an intact, empty chain.
+        return Err(format!("audit chain {chain}: no events in this database").into());
+    }
     match store.verify_audit_chain(&chain).await? {
         None => {
             println!("audit chain {chain}: intact");
