@@ -250,7 +250,7 @@ impl CrlService {
                 entries: count,
                 published_at: OffsetDateTime::now_utc(),
             };
-            match state.store.publish_crl(&crl, revision).await {
+            match state.store.publish_crl(&crl, revision, None).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict(_)) => continue,
                 Err(error) => return Err(error.into()),

@@ -464,18 +464,21 @@ impl OcspService {
         };
         let stored = state
             .store
-            .store_ocsp_response(&StoredOcspResponse {
-                serial: serial_hex,
-                issuer: issuer_name.clone(),
-                cert_id_hash: hash_name(cert_id.hash).to_owned(),
-                cert_status,
-                revocation_reason: reason_of(&status),
-                this_update,
-                next_update,
-                der,
-                responder,
-                stored_at: now,
-            })
+            .store_ocsp_response(
+                &StoredOcspResponse {
+                    serial: serial_hex,
+                    issuer: issuer_name.clone(),
+                    cert_id_hash: hash_name(cert_id.hash).to_owned(),
+                    cert_status,
+                    revocation_reason: reason_of(&status),
+                    this_update,
+                    next_update,
+                    der,
+                    responder,
+                    stored_at: now,
+                },
+                None,
+            )
             .await;
         self.note_database(&stored);
         match stored {
@@ -572,18 +575,21 @@ impl OcspService {
                 self.sign(index, &cert_id, &status, None, now).await?;
             let stored = state
                 .store
-                .store_ocsp_response(&StoredOcspResponse {
-                    serial: record.serial.clone(),
-                    issuer: record.issuer.clone(),
-                    cert_id_hash: hash_name(*hash).to_owned(),
-                    cert_status,
-                    revocation_reason: reason_of(&status),
-                    this_update,
-                    next_update,
-                    der: der.clone(),
-                    responder,
-                    stored_at: now,
-                })
+                .store_ocsp_response(
+                    &StoredOcspResponse {
+                        serial: record.serial.clone(),
+                        issuer: record.issuer.clone(),
+                        cert_id_hash: hash_name(*hash).to_owned(),
+                        cert_status,
+                        revocation_reason: reason_of(&status),
+                        this_update,
+                        next_update,
+                        der: der.clone(),
+                        responder,
+                        stored_at: now,
+                    },
+                    None,
+                )
                 .await;
             self.note_database(&stored);
             if stored.map_err(|e| e.to_string())? {

@@ -19,8 +19,10 @@ use crate::{
     IssuanceIntent, Lineage, LineageStore, Store, StoreError, TokenStore,
 };
 
+mod leases;
 mod revocation;
 
+pub(crate) use leases::*;
 pub(crate) use revocation::*;
 
 pub(crate) const NOW: OffsetDateTime = datetime!(2026-03-01 12:00:00 UTC);
@@ -92,12 +94,15 @@ macro_rules! conformance_tests {
             ocsp_responders_are_listed_newest_first_and_keep_their_destruction_time,
             revocation_works_through_a_store_object,
             revocations_land_in_the_crl_shard_of_their_certificate,
+            a_lease_is_held_by_one_holder_renewed_and_taken_over_with_a_new_fence,
+            writes_under_a_stale_fence_are_refused_and_change_nothing,
         );
         $crate::conformance::conformance_tests!(@multi $fixture;
             concurrent_consumers_of_one_token_have_one_winner,
             concurrent_audit_appends_make_one_gapless_chain,
             concurrent_intents_for_one_serial_have_one_winner,
             concurrent_publishers_get_each_number_once,
+            concurrent_acquirers_of_one_lease_have_one_winner,
         );
     };
     (@current $fixture:ty; $($name:ident),* $(,)?) => {

@@ -30,6 +30,11 @@ pub enum StoreError {
     /// lineage).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// A scheduled job's write carried a fence that is no longer its lease's current
+    /// one: the lease passed to another holder (or this one was never granted it).
+    /// Nothing was written; the job stops until it holds the lease again.
+    #[error("fenced: {0}")]
+    Fenced(String),
     /// A value was refused before reaching the database (for example a serial that is
     /// not lowercase hex, or an intent without names).
     #[error("invalid {0}")]

@@ -113,7 +113,7 @@ pub mod audit;
 pub use error::StoreError;
 pub use model::{
     BootstrapToken, CertificateFilter, CertificateRecord, CertificateStatus, CrlHead,
-    DueOcspResponse, IssuanceIntent, Lineage, OcspCertStatus, OcspResponderRecord,
+    DueOcspResponse, Fence, IssuanceIntent, JobLease, Lineage, OcspCertStatus, OcspResponderRecord,
     RevocationLogEntry, RevocationOutcome, RevokedEntry, StoredAuditEvent, StoredCrl,
     StoredOcspResponse, crl_scope, split_crl_scope,
 };
@@ -122,4 +122,6 @@ pub use model::{
 pub use postgres::testing as postgres_testing;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
-pub use traits::{AuditStore, CertificateStore, LineageStore, RevocationStore, Store, TokenStore};
+pub use traits::{
+    AuditStore, CertificateStore, JobLeaseStore, LineageStore, RevocationStore, Store, TokenStore,
+};

@@ -403,3 +403,29 @@ pub fn split_crl_scope(scope: &str) -> (&str, Option<u8>) {
         None => (scope, None),
     }
 }
+
+/// The fencing token of a job lease. Every write a scheduled job makes carries it, and
+/// the store checks it in the write's own transaction: once the lease has passed to
+/// another holder the token is stale and the write is refused with
+/// [`StoreError::Fenced`](crate::StoreError::Fenced), however late a paused process
+/// wakes up.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    /// The job (`crl`, `ocsp-refresh`, ...).
+    pub job: String,
+    /// Who holds it: one replica's process.
+    pub holder: String,
+    /// Grows by one each time the lease passes to another holder.
+    pub token: u64,
+}
+
+/// A job lease as stored: who runs the job, until when unless renewed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobLease {
+    /// The holder's fence.
+    pub fence: Fence,
+    /// When the current holder took it.
+    pub acquired_at: OffsetDateTime,
+    /// When it lapses unless renewed (millisecond precision).
+    pub expires_at: OffsetDateTime,
+}

@@ -52,6 +52,7 @@ use crate::{
     IssuanceIntent, Lineage, LineageStore, StoreError, StoredAuditEvent, TokenStore,
 };
 
+mod leases;
 mod revocation;
 
 #[cfg(any(test, feature = "test-support"))]
@@ -83,6 +84,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         4,
         "crl shards",
         include_str!("../../../migrations/postgres/0004_crl_shards.sql"),
+    ),
+    (
+        5,
+        "job leases",
+        include_str!("../../../migrations/postgres/0005_job_leases.sql"),
     ),
 ];
 

@@ -53,6 +53,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "crl shards",
         include_str!("../../../migrations/sqlite/0004_crl_shards.sql"),
     ),
+    (
+        5,
+        "job leases",
+        include_str!("../../../migrations/sqlite/0005_job_leases.sql"),
+    ),
 ];
 
 /// How long an operation waits for a pooled connection (writes queue for the single
@@ -735,6 +740,7 @@ impl AuditStore for SqliteStore {
     }
 }
 
+mod leases;
 mod revocation;
 
 #[cfg(test)]

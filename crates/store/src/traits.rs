@@ -7,9 +7,9 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::{
-    BootstrapToken, CertificateFilter, CertificateRecord, CrlHead, DueOcspResponse, IssuanceIntent,
-    Lineage, OcspResponderRecord, RevocationLogEntry, RevocationOutcome, RevokedEntry, StoreError,
-    StoredAuditEvent, StoredCrl, StoredOcspResponse,
+    BootstrapToken, CertificateFilter, CertificateRecord, CrlHead, DueOcspResponse, Fence,
+    IssuanceIntent, JobLease, Lineage, OcspResponderRecord, RevocationLogEntry, RevocationOutcome,
+    RevokedEntry, StoreError, StoredAuditEvent, StoredCrl, StoredOcspResponse,
 };
 
 /// Certificates through issuance: intent before signing, then completion or failure.
@@ -211,7 +211,16 @@ pub trait RevocationStore: Send + Sync + fmt::Debug {
     /// next one, or `revision` is older than the head's `published_revision`): the
     /// caller reads again and rebuilds; [`StoreError::Invalid`] for an empty issuer or
     /// DER, number 0, `next_update <= this_update`, or a revision the issuer never had.
-    async fn publish_crl(&self, crl: &StoredCrl, revision: u64) -> Result<(), StoreError>;
+    ///
+    /// With a `fence` (the CRL job's lease), the lease's current fence is checked in
+    /// the same transaction first: a stale one gives [`StoreError::Fenced`] and writes
+    /// nothing, whatever the number.
+    async fn publish_crl(
+        &self,
+        crl: &StoredCrl,
+        revision: u64,
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError>;
 
     /// The CRL of `issuer` with the highest number, if any was published.
     ///
@@ -246,7 +255,15 @@ pub trait RevocationStore: Send + Sync + fmt::Debug {
     /// [`StoreError::Conflict`] if its issuer is not the answer's;
     /// [`StoreError::Invalid`] for a malformed serial or responder serial, an empty
     /// DER or `next_update <= this_update`.
-    async fn store_ocsp_response(&self, response: &StoredOcspResponse) -> Result<bool, StoreError>;
+    ///
+    /// With a `fence` (the refresh job's lease), a stale fence gives
+    /// [`StoreError::Fenced`] and writes nothing. Answers signed on the request path
+    /// (after an issuance or a revocation, on a cache miss) are stored without one.
+    async fn store_ocsp_response(
+        &self,
+        response: &StoredOcspResponse,
+        fence: Option<&Fence>,
+    ) -> Result<bool, StoreError>;
 
     /// Stored answers due for refresh — half their validity has
     /// passed (`this_update + (next_update - this_update) / 2 <= now`) — whose
@@ -286,10 +303,49 @@ pub trait RevocationStore: Send + Sync + fmt::Debug {
     ) -> Result<(), StoreError>;
 }
 
+/// Leases of scheduled jobs, so that each runs on one replica at a time, with the
+/// fencing token that the job's writes carry.
+///
+/// Safety does not rest on clocks: a lease that lapsed because its holder paused is
+/// taken over with a new fence, and the paused holder's writes are then refused by the
+/// fence check. Clocks only decide how soon the takeover happens.
+#[async_trait]
+pub trait JobLeaseStore: Send + Sync + fmt::Debug {
+    /// Takes or renews the lease of `job` for `holder` until `now + ttl`, in one
+    /// statement: granted when nobody holds it, when `holder` already does (a renewal
+    /// keeps the fence), or when the current lease expired at or before `now` (a
+    /// takeover: fence + 1). Returns the lease held, or `None` if another holder's
+    /// lease is still running.
+    ///
+    /// Errors: [`StoreError::Invalid`] for an empty job or holder or a TTL that is not
+    /// positive.
+    async fn acquire_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: time::Duration,
+    ) -> Result<Option<JobLease>, StoreError>;
+
+    /// Ends the lease of `fence` at once (on shutdown), so another replica takes over
+    /// without waiting for it to lapse. A stale fence changes nothing.
+    ///
+    /// Errors: database failures only.
+    async fn release_lease(&self, fence: &Fence, now: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// The lease of `job`, if it was ever taken.
+    ///
+    /// Errors: database failures only.
+    async fn job_lease(&self, job: &str) -> Result<Option<JobLease>, StoreError>;
+}
+
 /// Everything the service needs, as one object (`Arc<dyn Store>`).
 pub trait Store:
-    CertificateStore + TokenStore + LineageStore + AuditStore + RevocationStore
+    CertificateStore + TokenStore + LineageStore + AuditStore + RevocationStore + JobLeaseStore
 {
 }
 
-impl<T: CertificateStore + TokenStore + LineageStore + AuditStore + RevocationStore> Store for T {}
+impl<T: CertificateStore + TokenStore + LineageStore + AuditStore + RevocationStore + JobLeaseStore>
+    Store for T
+{
+}

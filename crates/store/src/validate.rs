@@ -23,6 +23,41 @@ pub(crate) fn unix(time: OffsetDateTime) -> i64 {
     time.unix_timestamp()
 }
 
+pub(crate) fn unix_millis(time: OffsetDateTime) -> i64 {
+    i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn time_from_millis(millis: i64, column: &str) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+        .map_err(|_| StoreError::Corrupt(format!("{column}: timestamp {millis} ms out of range")))
+}
+
+/// Checks the arguments of a lease acquisition; returns `(now, expiry)` in unix ms.
+pub(crate) fn check_lease_request(
+    job: &str,
+    holder: &str,
+    now: OffsetDateTime,
+    ttl: time::Duration,
+) -> Result<(i64, i64), StoreError> {
+    check_not_empty(job, "job name")?;
+    check_not_empty(holder, "lease holder")?;
+    if !ttl.is_positive() {
+        return Err(StoreError::Invalid("lease TTL: not positive".into()));
+    }
+    Ok((unix_millis(now), unix_millis(now + ttl)))
+}
+
+/// The error of a write whose fence is not the lease's current one.
+pub(crate) fn stale_fence(fence: &crate::Fence, current: Option<(String, i64)>) -> StoreError {
+    match current {
+        Some((holder, token)) => StoreError::Fenced(format!(
+            "job {:?}: fence {} of {:?} is stale, the lease is at fence {token} of {holder:?}",
+            fence.job, fence.token, fence.holder
+        )),
+        None => StoreError::Fenced(format!("job {:?}: no lease was ever taken", fence.job)),
+    }
+}
+
 pub(crate) fn time_from(seconds: i64, column: &str) -> Result<OffsetDateTime, StoreError> {
     OffsetDateTime::from_unix_timestamp(seconds)
         .map_err(|_| StoreError::Corrupt(format!("{column}: timestamp {seconds} out of range")))

@@ -88,7 +88,7 @@ pub(crate) async fn revoking_changes_status_logs_bumps_the_head_and_drops_the_oc
     let store = f.store();
     assert!(
         store
-            .store_ocsp_response(&answer("0a", OcspCertStatus::Good, NOW))
+            .store_ocsp_response(&answer("0a", OcspCertStatus::Good, NOW), None)
             .await
             .unwrap()
     );
@@ -158,10 +158,13 @@ pub(crate) async fn revoking_again_changes_nothing_except_an_upgrade_to_key_comp
     // A revoked answer was stored meanwhile; the upgrade drops it too.
     assert!(
         store
-            .store_ocsp_response(&StoredOcspResponse {
-                revocation_reason: Some(4),
-                ..answer("0a", OcspCertStatus::Revoked, revoked_at)
-            })
+            .store_ocsp_response(
+                &StoredOcspResponse {
+                    revocation_reason: Some(4),
+                    ..answer("0a", OcspCertStatus::Revoked, revoked_at)
+                },
+                None
+            )
             .await
             .unwrap()
     );
@@ -289,7 +292,7 @@ pub(crate) async fn a_revocation_that_fails_midway_leaves_everything_as_it_was<F
     };
     let store = f.store();
     let good = answer("0a", OcspCertStatus::Good, NOW);
-    assert!(store.store_ocsp_response(&good).await.unwrap());
+    assert!(store.store_ocsp_response(&good, None).await.unwrap());
     // Make the last write of a keyCompromise revocation fail.
     f.refuse_inserts("blocked_keys").await;
     assert!(matches!(
@@ -324,14 +327,14 @@ pub(crate) async fn an_ocsp_answer_is_stored_only_while_it_states_the_current_st
     // A revoked answer for an issued certificate: refused.
     assert!(
         !store
-            .store_ocsp_response(&answer("0a", OcspCertStatus::Revoked, t))
+            .store_ocsp_response(&answer("0a", OcspCertStatus::Revoked, t), None)
             .await
             .unwrap()
     );
     assert_eq!(store.ocsp_response("0a", "sha1").await.unwrap(), None);
 
     let current = answer("0a", OcspCertStatus::Good, t);
-    assert!(store.store_ocsp_response(&current).await.unwrap());
+    assert!(store.store_ocsp_response(&current, None).await.unwrap());
     assert_eq!(
         store.ocsp_response("0A", "sha1").await.unwrap(),
         Some(current.clone())
@@ -341,7 +344,7 @@ pub(crate) async fn an_ocsp_answer_is_stored_only_while_it_states_the_current_st
         der: vec![0x30, 0x00],
         ..answer("0a", OcspCertStatus::Good, t - Duration::seconds(1))
     };
-    assert!(!store.store_ocsp_response(&older).await.unwrap());
+    assert!(!store.store_ocsp_response(&older, None).await.unwrap());
     assert_eq!(
         store.ocsp_response("0a", "sha1").await.unwrap(),
         Some(current.clone())
@@ -350,7 +353,7 @@ pub(crate) async fn an_ocsp_answer_is_stored_only_while_it_states_the_current_st
         der: vec![0x30, 0x01, 0x01],
         ..current.clone()
     };
-    assert!(store.store_ocsp_response(&same_time).await.unwrap());
+    assert!(store.store_ocsp_response(&same_time, None).await.unwrap());
     assert_eq!(
         store.ocsp_response("0a", "sha1").await.unwrap(),
         Some(same_time)
@@ -363,10 +366,15 @@ pub(crate) async fn an_ocsp_answer_is_stored_only_while_it_states_the_current_st
         .revoke("0a", 0, t + Duration::minutes(1))
         .await
         .unwrap();
-    assert!(!store.store_ocsp_response(&signed_before).await.unwrap());
+    assert!(
+        !store
+            .store_ocsp_response(&signed_before, None)
+            .await
+            .unwrap()
+    );
     assert_eq!(store.ocsp_response("0a", "sha1").await.unwrap(), None);
     let revoked = answer("0a", OcspCertStatus::Revoked, t + Duration::minutes(2));
-    assert!(store.store_ocsp_response(&revoked).await.unwrap());
+    assert!(store.store_ocsp_response(&revoked, None).await.unwrap());
     assert_eq!(
         store.ocsp_response("0a", "sha1").await.unwrap(),
         Some(revoked.clone())
@@ -377,7 +385,7 @@ pub(crate) async fn an_ocsp_answer_is_stored_only_while_it_states_the_current_st
         cert_id_hash: "sha256".into(),
         ..revoked.clone()
     };
-    assert!(store.store_ocsp_response(&sha256).await.unwrap());
+    assert!(store.store_ocsp_response(&sha256, None).await.unwrap());
     assert_eq!(
         store.ocsp_response("0a", "sha256").await.unwrap(),
         Some(sha256)
@@ -394,25 +402,25 @@ pub(crate) async fn an_ocsp_answer_is_stored_only_while_it_states_the_current_st
         .unwrap();
     assert_eq!(store.ocsp_response("0a", "sha1").await.unwrap(), None);
     let stale = answer("0a", OcspCertStatus::Revoked, t + Duration::minutes(4));
-    assert!(!store.store_ocsp_response(&stale).await.unwrap());
+    assert!(!store.store_ocsp_response(&stale, None).await.unwrap());
     let current = StoredOcspResponse {
         revocation_reason: Some(1),
         ..stale
     };
-    assert!(store.store_ocsp_response(&current).await.unwrap());
+    assert!(store.store_ocsp_response(&current, None).await.unwrap());
     let bad_hash = StoredOcspResponse {
         cert_id_hash: "md5".into(),
         ..current
     };
     assert!(matches!(
-        store.store_ocsp_response(&bad_hash).await,
+        store.store_ocsp_response(&bad_hash, None).await,
         Err(StoreError::Invalid(_))
     ));
 
     // Refusals before and at the database.
     assert!(matches!(
         store
-            .store_ocsp_response(&answer("dead", OcspCertStatus::Good, t))
+            .store_ocsp_response(&answer("dead", OcspCertStatus::Good, t), None)
             .await,
         Err(StoreError::NotFound)
     ));
@@ -421,7 +429,7 @@ pub(crate) async fn an_ocsp_answer_is_stored_only_while_it_states_the_current_st
         ..answer("0a", OcspCertStatus::Revoked, t + Duration::hours(1))
     };
     assert!(matches!(
-        store.store_ocsp_response(&other_issuer).await,
+        store.store_ocsp_response(&other_issuer, None).await,
         Err(StoreError::Conflict(_))
     ));
     for bad in [
@@ -440,7 +448,7 @@ pub(crate) async fn an_ocsp_answer_is_stored_only_while_it_states_the_current_st
         answer("0A", OcspCertStatus::Revoked, t),
     ] {
         assert!(matches!(
-            store.store_ocsp_response(&bad).await,
+            store.store_ocsp_response(&bad, None).await,
             Err(StoreError::Invalid(_))
         ));
     }
@@ -474,7 +482,7 @@ pub(crate) async fn ocsp_answers_due_at_half_their_validity<F: Fixture>() {
     for (serial, this_update) in [("01", NOW), ("02", NOW + Duration::hours(1)), ("04", NOW)] {
         assert!(
             store
-                .store_ocsp_response(&answer(serial, OcspCertStatus::Good, this_update))
+                .store_ocsp_response(&answer(serial, OcspCertStatus::Good, this_update), None)
                 .await
                 .unwrap()
         );
@@ -533,14 +541,14 @@ pub(crate) async fn crl_numbers_follow_commit_order_and_survive_reopening<F: Fix
     // The first CRL of an issuer without revocations: revision 0, no head before.
     assert_eq!(store.latest_crl("int-server").await.unwrap(), None);
     store
-        .publish_crl(&crl("int-server", 1, NOW), 0)
+        .publish_crl(&crl("int-server", 1, NOW), 0, None)
         .await
         .unwrap();
     store.revoke("0a", 0, NOW).await.unwrap();
     let (revision, entries) = store.revoked_for_crl("int-server", NOW).await.unwrap();
     assert_eq!((revision, entries.len()), (1, 1));
     let second = crl("int-server", 2, NOW + Duration::hours(1));
-    store.publish_crl(&second, revision).await.unwrap();
+    store.publish_crl(&second, revision, None).await.unwrap();
     let head = store.crl_head("int-server").await.unwrap().unwrap();
     assert!(!head.is_dirty());
     store.revoke("0b", 0, NOW).await.unwrap();
@@ -555,21 +563,23 @@ pub(crate) async fn crl_numbers_follow_commit_order_and_survive_reopening<F: Fix
 
     // A stale publisher that also built number 2 lost; so does one that skips ahead.
     assert!(matches!(
-        store.publish_crl(&crl("int-server", 2, NOW), 2).await,
+        store.publish_crl(&crl("int-server", 2, NOW), 2, None).await,
         Err(StoreError::Conflict(_))
     ));
     assert!(matches!(
-        store.publish_crl(&crl("int-server", 4, NOW), 2).await,
+        store.publish_crl(&crl("int-server", 4, NOW), 2, None).await,
         Err(StoreError::Conflict(_))
     ));
     // Number 3 built from entries older than those CRL 2 had: refused.
     assert!(matches!(
-        store.publish_crl(&crl("int-server", 3, NOW), 0).await,
+        store.publish_crl(&crl("int-server", 3, NOW), 0, None).await,
         Err(StoreError::Conflict(_))
     ));
     // A revision the issuer never reached, and malformed CRLs.
     assert!(matches!(
-        store.publish_crl(&crl("int-server", 3, NOW), 99).await,
+        store
+            .publish_crl(&crl("int-server", 3, NOW), 99, None)
+            .await,
         Err(StoreError::Invalid(_))
     ));
     for bad in [
@@ -586,15 +596,15 @@ pub(crate) async fn crl_numbers_follow_commit_order_and_survive_reopening<F: Fix
         crl("int-server", u64::MAX, NOW),
     ] {
         assert!(matches!(
-            store.publish_crl(&bad, 2).await,
+            store.publish_crl(&bad, 2, None).await,
             Err(StoreError::Invalid(_))
         ));
     }
     let third = crl("int-server", 3, NOW + Duration::hours(2));
-    store.publish_crl(&third, 2).await.unwrap();
+    store.publish_crl(&third, 2, None).await.unwrap();
     // Another issuer counts on its own.
     store
-        .publish_crl(&crl("int-client", 1, NOW), 0)
+        .publish_crl(&crl("int-client", 1, NOW), 0, None)
         .await
         .unwrap();
 
@@ -632,11 +642,11 @@ pub(crate) async fn crl_numbers_follow_commit_order_and_survive_reopening<F: Fix
         .collect();
     assert_eq!(issuers, ["int-client", "int-server"]);
     assert!(matches!(
-        store.publish_crl(&crl("int-server", 3, NOW), 2).await,
+        store.publish_crl(&crl("int-server", 3, NOW), 2, None).await,
         Err(StoreError::Conflict(_))
     ));
     store
-        .publish_crl(&crl("int-server", 4, NOW + Duration::hours(3)), 2)
+        .publish_crl(&crl("int-server", 4, NOW + Duration::hours(3)), 2, None)
         .await
         .unwrap();
     assert_eq!(
@@ -674,7 +684,7 @@ pub(crate) async fn concurrent_publishers_get_each_number_once<F: Fixture>() {
                         .unwrap();
                     let mut candidate = crl("int-server", next, NOW);
                     candidate.der.push(task);
-                    match store.publish_crl(&candidate, revision).await {
+                    match store.publish_crl(&candidate, revision, None).await {
                         Ok(()) => {
                             published.push(next);
                             break;

@@ -6,6 +6,7 @@ use sqlx::QueryBuilder;
 use sqlx::postgres::{PgConnection, PgRow, Postgres};
 use time::OffsetDateTime;
 
+use super::leases::check_fence;
 use super::record_columns;
 use super::{
     PostgresStore, column, lock_key, optional_reason_column, record_from_row, sequence_column,
@@ -16,7 +17,7 @@ use crate::validate::{
     serial_argument, states_current, stored_u64, time_from, unix,
 };
 use crate::{
-    CertificateFilter, CertificateRecord, CertificateStatus, CrlHead, DueOcspResponse,
+    CertificateFilter, CertificateRecord, CertificateStatus, CrlHead, DueOcspResponse, Fence,
     OcspResponderRecord, RevocationLogEntry, RevocationOutcome, RevocationStore, RevokedEntry,
     StoreError, StoredCrl, StoredOcspResponse,
 };
@@ -406,11 +407,17 @@ impl RevocationStore for PostgresStore {
         Ok((revision, rows.into_iter().map(|row| row.0).collect()))
     }
 
-    async fn publish_crl(&self, crl: &StoredCrl, revision: u64) -> Result<(), StoreError> {
+    async fn publish_crl(
+        &self,
+        crl: &StoredCrl,
+        revision: u64,
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
         let (number, entries) = check_crl(crl)?;
         let stored_revision = stored_u64(revision, "CRL revision")?;
 
         let mut transaction = self.pool.begin().await?;
+        check_fence(&mut transaction, fence).await?;
         // The head row must exist to be locked; creating it here is undone with the
         // transaction if the publication is refused.
         sqlx::query(
@@ -522,9 +529,14 @@ impl RevocationStore for PostgresStore {
         .transpose()
     }
 
-    async fn store_ocsp_response(&self, response: &StoredOcspResponse) -> Result<bool, StoreError> {
+    async fn store_ocsp_response(
+        &self,
+        response: &StoredOcspResponse,
+        fence: Option<&Fence>,
+    ) -> Result<bool, StoreError> {
         check_ocsp_response(response)?;
         let mut transaction = self.pool.begin().await?;
+        check_fence(&mut transaction, fence).await?;
         // FOR SHARE: a revocation's update of this row waits until this answer is
         // stored (and then deletes it), or this read waits for the revocation's commit
         // and sees the new status. Stores of several answers do not block each other.

@@ -132,7 +132,7 @@ async fn two_replicas_publishing_crls_never_reuse_a_number() {
                         .unwrap();
                     let mut candidate = crl("int-server", next, NOW);
                     candidate.der.push(task);
-                    match store.publish_crl(&candidate, revision).await {
+                    match store.publish_crl(&candidate, revision, None).await {
                         Ok(()) => {
                             published.push(next);
                             break;
@@ -330,7 +330,7 @@ async fn a_good_answer_racing_a_revocation_is_never_left_stored() {
         tasks.push(tokio::spawn(async move {
             let (revoked, stored) = tokio::join!(
                 revoker.revoke(&serial, 0, NOW),
-                signer.store_ocsp_response(&good)
+                signer.store_ocsp_response(&good, None)
             );
             assert!(revoked.unwrap().changed);
             stored.unwrap();
@@ -363,7 +363,7 @@ async fn concurrent_ocsp_stores_keep_the_newest_answer() {
             ..answer("0a", OcspCertStatus::Good, NOW + Duration::seconds(i))
         };
         tasks.push(tokio::spawn(async move {
-            store.store_ocsp_response(&response).await.unwrap()
+            store.store_ocsp_response(&response, None).await.unwrap()
         }));
     }
     for task in tasks {

@@ -6,6 +6,7 @@ use sqlx::sqlite::{Sqlite, SqliteRow};
 use sqlx::{QueryBuilder, SqliteConnection};
 use time::OffsetDateTime;
 
+use super::leases::check_fence;
 use super::{SqliteStore, column, record_from_row, sequence_column};
 use crate::validate::{
     KEY_COMPROMISE, check_crl, check_crl_head, check_filter, check_ocsp_response, check_reason,
@@ -13,7 +14,7 @@ use crate::validate::{
     serial_argument, states_current, stored_u64, time_from, unix,
 };
 use crate::{
-    CertificateFilter, CertificateRecord, CertificateStatus, CrlHead, DueOcspResponse,
+    CertificateFilter, CertificateRecord, CertificateStatus, CrlHead, DueOcspResponse, Fence,
     OcspResponderRecord, RevocationLogEntry, RevocationOutcome, RevocationStore, RevokedEntry,
     StoreError, StoredCrl, StoredOcspResponse,
 };
@@ -402,11 +403,17 @@ impl RevocationStore for SqliteStore {
         Ok((revision, rows.into_iter().map(|row| row.0).collect()))
     }
 
-    async fn publish_crl(&self, crl: &StoredCrl, revision: u64) -> Result<(), StoreError> {
+    async fn publish_crl(
+        &self,
+        crl: &StoredCrl,
+        revision: u64,
+        fence: Option<&Fence>,
+    ) -> Result<(), StoreError> {
         let (number, entries) = check_crl(crl)?;
         let stored_revision = stored_u64(revision, "CRL revision")?;
 
         let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        check_fence(&mut transaction, fence).await?;
         let head = sqlx::query(
             "SELECT last_number, revision, published_revision FROM crl_heads WHERE issuer = ?",
         )
@@ -516,9 +523,14 @@ impl RevocationStore for SqliteStore {
         .transpose()
     }
 
-    async fn store_ocsp_response(&self, response: &StoredOcspResponse) -> Result<bool, StoreError> {
+    async fn store_ocsp_response(
+        &self,
+        response: &StoredOcspResponse,
+        fence: Option<&Fence>,
+    ) -> Result<bool, StoreError> {
         check_ocsp_response(response)?;
         let mut transaction = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        check_fence(&mut transaction, fence).await?;
         let row = sqlx::query(
             "SELECT status, issuer, revocation_reason FROM certificates WHERE serial = ?",
         )

@@ -1,0 +1,203 @@
+//! Job leases and fenced writes: the conformance tests of [`JobLeaseStore`].
+
+use std::sync::Arc;
+
+use time::Duration;
+
+use super::revocation::{answer, crl, with_issued};
+use super::{Fixture, NOW};
+use crate::{Fence, JobLeaseStore, OcspCertStatus, RevocationStore, StoreError};
+
+const TTL: Duration = Duration::seconds(10);
+
+pub(crate) async fn a_lease_is_held_by_one_holder_renewed_and_taken_over_with_a_new_fence<
+    F: Fixture,
+>() {
+    let Some(f) = F::fresh().await else { return };
+    let store = f.store();
+    assert_eq!(store.job_lease("crl").await.unwrap(), None);
+
+    let a = store.acquire_lease("crl", "a", NOW, TTL).await.unwrap();
+    let a = a.expect("a free lease is granted");
+    assert_eq!(a.fence.token, 1);
+    assert_eq!((a.acquired_at, a.expires_at), (NOW, NOW + TTL));
+    // Another holder while it runs: refused, the lease is unchanged.
+    let later = NOW + Duration::milliseconds(9_999);
+    assert_eq!(
+        store.acquire_lease("crl", "b", later, TTL).await.unwrap(),
+        None
+    );
+    assert_eq!(store.job_lease("crl").await.unwrap(), Some(a.clone()));
+    // Renewal by the holder keeps the fence and the acquisition time.
+    let renewed = store
+        .acquire_lease("crl", "a", later, TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(renewed.fence, a.fence);
+    assert_eq!(renewed.acquired_at, NOW);
+    assert_eq!(renewed.expires_at, later + TTL);
+    // Leases are per job.
+    let other = store
+        .acquire_lease("ocsp-refresh", "b", later, TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(other.fence.token, 1);
+    // Lapsed: another holder takes it over with the next fence.
+    let lapsed = later + TTL;
+    let b = store
+        .acquire_lease("crl", "b", lapsed, TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(b.fence.token, 2);
+    assert_eq!(b.fence.holder, "b");
+    assert_eq!(b.acquired_at, lapsed);
+    // The ex-holder coming back is a takeover of its own: refused while b runs.
+    assert_eq!(
+        store.acquire_lease("crl", "a", lapsed, TTL).await.unwrap(),
+        None
+    );
+    // Released by a stale fence: nothing changes; by the holder: free at once.
+    store.release_lease(&a.fence, lapsed).await.unwrap();
+    assert_eq!(store.job_lease("crl").await.unwrap(), Some(b.clone()));
+    store.release_lease(&b.fence, lapsed).await.unwrap();
+    let a_again = store
+        .acquire_lease("crl", "a", lapsed, TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a_again.fence.token, 3);
+
+    for (job, holder, ttl) in [
+        ("", "a", TTL),
+        ("crl", "", TTL),
+        ("crl", "a", Duration::ZERO),
+    ] {
+        assert!(matches!(
+            store.acquire_lease(job, holder, NOW, ttl).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+}
+
+/// A paused ex-leader's CRL and OCSP writes are refused once its lease passed on, even
+/// when the CRL number and the answer's freshness would have let them through; the new
+/// leader's writes are kept.
+pub(crate) async fn writes_under_a_stale_fence_are_refused_and_change_nothing<F: Fixture>() {
+    let Some(f) = with_issued::<F>().await else {
+        return;
+    };
+    let store = f.store();
+    let old = store
+        .acquire_lease("crl", "a", NOW, TTL)
+        .await
+        .unwrap()
+        .unwrap()
+        .fence;
+    store
+        .publish_crl(&crl("int-server", 1, NOW), 0, Some(&old))
+        .await
+        .unwrap();
+    let new = store
+        .acquire_lease("crl", "b", NOW + TTL, TTL)
+        .await
+        .unwrap()
+        .unwrap()
+        .fence;
+    // Number 2 is the next one: only the fence refuses it.
+    let late = crl("int-server", 2, NOW + Duration::seconds(1));
+    assert!(matches!(
+        store.publish_crl(&late, 0, Some(&old)).await,
+        Err(StoreError::Fenced(_))
+    ));
+    assert_eq!(
+        store
+            .latest_crl("int-server")
+            .await
+            .unwrap()
+            .unwrap()
+            .number,
+        1
+    );
+    let kept = crl("int-server", 2, NOW + Duration::seconds(2));
+    store.publish_crl(&kept, 0, Some(&new)).await.unwrap();
+    assert_eq!(store.latest_crl("int-server").await.unwrap(), Some(kept));
+    // A fence of a job that was never leased, or with a forged holder, is refused too.
+    for forged in [
+        Fence {
+            job: "never".into(),
+            ..new.clone()
+        },
+        Fence {
+            holder: "a".into(),
+            ..new.clone()
+        },
+    ] {
+        assert!(matches!(
+            store
+                .publish_crl(&crl("int-server", 3, NOW + TTL), 0, Some(&forged))
+                .await,
+            Err(StoreError::Fenced(_))
+        ));
+    }
+
+    let refresh_old = store
+        .acquire_lease("ocsp-refresh", "a", NOW, TTL)
+        .await
+        .unwrap()
+        .unwrap()
+        .fence;
+    let refresh_new = store
+        .acquire_lease("ocsp-refresh", "b", NOW + TTL, TTL)
+        .await
+        .unwrap()
+        .unwrap()
+        .fence;
+    // Fresher than anything stored and stating the current status: only the fence
+    // refuses it.
+    let late = answer("0a", OcspCertStatus::Good, NOW + Duration::hours(1));
+    assert!(matches!(
+        store.store_ocsp_response(&late, Some(&refresh_old)).await,
+        Err(StoreError::Fenced(_))
+    ));
+    assert_eq!(store.ocsp_response("0a", "sha1").await.unwrap(), None);
+    assert!(
+        store
+            .store_ocsp_response(&late, Some(&refresh_new))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.ocsp_response("0a", "sha1").await.unwrap(), Some(late));
+}
+
+/// Of many holders racing for one lapsed lease, exactly one wins, with one new fence.
+pub(crate) async fn concurrent_acquirers_of_one_lease_have_one_winner<F: Fixture>() {
+    let Some(f) = F::fresh().await else { return };
+    let store = Arc::new(f.store().clone());
+    store.acquire_lease("crl", "old", NOW, TTL).await.unwrap();
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            tokio::spawn(async move {
+                store
+                    .acquire_lease("crl", &format!("h{i}"), NOW + TTL, TTL)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        if let Some(lease) = task.await.unwrap() {
+            winners.push(lease);
+        }
+    }
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    assert_eq!(winners[0].fence.token, 2);
+    assert_eq!(
+        store.job_lease("crl").await.unwrap().unwrap().fence,
+        winners[0].fence
+    );
+}

@@ -1,0 +1,107 @@
+//! [`JobLeaseStore`] for [`PostgresStore`] (schema in `0005_job_leases.sql`), and the
+//! fence check the jobs' writes run inside their transactions.
+
+use async_trait::async_trait;
+use sqlx::PgConnection;
+use sqlx::postgres::PgRow;
+use time::OffsetDateTime;
+
+use super::{PostgresStore, column, sequence_column};
+use crate::validate::{
+    check_lease_request, stale_fence, stored_u64, time_from_millis, unix_millis,
+};
+use crate::{Fence, JobLease, JobLeaseStore, StoreError};
+
+fn lease_from_row(job: &str, row: &PgRow) -> Result<JobLease, StoreError> {
+    Ok(JobLease {
+        fence: Fence {
+            job: job.to_owned(),
+            holder: column(row, "holder")?,
+            token: sequence_column(row, "fence")?,
+        },
+        acquired_at: time_from_millis(column(row, "acquired_at")?, "acquired_at")?,
+        expires_at: time_from_millis(column(row, "expires_at")?, "expires_at")?,
+    })
+}
+
+/// Refuses with [`StoreError::Fenced`] unless `fence` is the current fence of its job.
+/// Run inside the write's transaction: the lease row is share-locked, so a takeover
+/// (an update of that row) waits until the write commits.
+pub(super) async fn check_fence(
+    connection: &mut PgConnection,
+    fence: Option<&Fence>,
+) -> Result<(), StoreError> {
+    let Some(fence) = fence else {
+        return Ok(());
+    };
+    let current: Option<(String, i64)> =
+        sqlx::query_as("SELECT holder, fence FROM job_leases WHERE job = $1 FOR SHARE")
+            .bind(&fence.job)
+            .fetch_optional(&mut *connection)
+            .await?;
+    match &current {
+        Some((holder, token))
+            if *holder == fence.holder && u64::try_from(*token).ok() == Some(fence.token) =>
+        {
+            Ok(())
+        }
+        _ => Err(stale_fence(fence, current)),
+    }
+}
+
+#[async_trait]
+impl JobLeaseStore for PostgresStore {
+    async fn acquire_lease(
+        &self,
+        job: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        ttl: time::Duration,
+    ) -> Result<Option<JobLease>, StoreError> {
+        let (now, expires) = check_lease_request(job, holder, now, ttl)?;
+        // One statement: a renewal keeps the fence, a takeover of a lapsed lease bumps
+        // it, a running lease of another holder matches no row.
+        let row = sqlx::query(
+            "INSERT INTO job_leases (job, holder, fence, acquired_at, expires_at) \
+             VALUES ($1, $2, 1, $3, $4) \
+             ON CONFLICT (job) DO UPDATE SET \
+             fence = CASE WHEN job_leases.holder = excluded.holder \
+                     THEN job_leases.fence ELSE job_leases.fence + 1 END, \
+             acquired_at = CASE WHEN job_leases.holder = excluded.holder \
+                     THEN job_leases.acquired_at ELSE excluded.acquired_at END, \
+             holder = excluded.holder, expires_at = excluded.expires_at \
+             WHERE job_leases.holder = excluded.holder OR job_leases.expires_at <= $3 \
+             RETURNING holder, fence, acquired_at, expires_at",
+        )
+        .bind(job)
+        .bind(holder)
+        .bind(now)
+        .bind(expires)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| lease_from_row(job, &row)).transpose()
+    }
+
+    async fn release_lease(&self, fence: &Fence, now: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE job_leases SET expires_at = $1 WHERE job = $2 AND holder = $3 AND fence = $4",
+        )
+        .bind(unix_millis(now))
+        .bind(&fence.job)
+        .bind(&fence.holder)
+        .bind(stored_u64(fence.token, "fence")?)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn job_lease(&self, job: &str) -> Result<Option<JobLease>, StoreError> {
+        let row = sqlx::query(
+            "SELECT holder, fence, acquired_at, expires_at FROM job_leases WHERE job = $1",
+        )
+        .bind(job)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|row| lease_from_row(job, &row)).transpose()
+    }
+}
