@@ -7,6 +7,7 @@ mod cli_kms;
 mod config_examples;
 mod envelope_spec;
 mod kms_conformance;
+mod leases;
 mod ocsp_pki;
 mod pkcs11;
 mod pkcs11_admin;

@@ -14,16 +14,16 @@ use crate::revocation::{openssl_ocsp, plain_http};
 use crate::server::s;
 
 /// A running `carimbo serve` replica.
-struct Replica {
-    child: Child,
-    api: String,
-    publication: String,
+pub(crate) struct Replica {
+    pub(crate) child: Child,
+    pub(crate) api: String,
+    pub(crate) publication: String,
 }
 
 impl Replica {
     /// Stops it with SIGTERM (what systemd and container runtimes send) and checks it
     /// exits 0 within ten seconds.
-    fn terminate(&mut self) {
+    pub(crate) fn terminate(&mut self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -53,10 +53,27 @@ impl Drop for Replica {
 
 /// Starts `carimbo serve` on `config` and waits for both listeners.
 fn start_replica(config: &Path, api: u16, publication: u16) -> Replica {
+    start_replica_with(config, api, publication, &[], None)
+}
+
+/// Starts `carimbo serve` on `config` with extra environment variables, its log (stderr)
+/// written to `log` if given, and waits for both listeners.
+pub(crate) fn start_replica_with(
+    config: &Path,
+    api: u16,
+    publication: u16,
+    env: &[(&str, &str)],
+    log: Option<&Path>,
+) -> Replica {
+    let stderr = match log {
+        Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+        None => Stdio::null(),
+    };
     let mut child = Command::new(carimbo_binary())
         .args(["serve", "--config", s(config)])
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -81,7 +98,7 @@ fn start_replica(config: &Path, api: u16, publication: u16) -> Replica {
     }
 }
 
-fn carimbo(args: &[&str]) -> (bool, String, String) {
+pub(crate) fn carimbo(args: &[&str]) -> (bool, String, String) {
     let output = Command::new(carimbo_binary()).args(args).output().unwrap();
     (
         output.status.success(),
@@ -96,7 +113,7 @@ fn ocsp(root: &Path, issuer: &Path, cert: &Path, replica: &Replica) -> String {
 }
 
 /// The CRL number of `replica`'s current int-server CRL, and whether it lists `serial`.
-fn crl(replica: &Replica, serial: &str) -> Option<(u64, bool)> {
+pub(crate) fn crl(replica: &Replica, serial: &str) -> Option<(u64, bool)> {
     let (status, der) = plain_http(
         "GET",
         &format!("{}/crl/int-server.crl", replica.publication),
@@ -271,7 +288,7 @@ fn two_replicas_on_one_postgresql_database_are_one_ca() {
 
 /// Writes a copy of the dev config for `carimbo serve`: new ports and, with `postgres`,
 /// the PostgreSQL URL file instead of SQLite.
-fn serve_config(
+pub(crate) fn serve_config(
     data: &Path,
     name: &str,
     api: u16,

@@ -642,8 +642,8 @@ fn crl_numbers_increase_across_restarts_and_publishers() {
         for _ in 0..3 {
             // Both publish at once: every number is used once, none goes backwards.
             let (a, b) = tokio::join!(
-                ca.state.crls.publish(&ca.state, &issuer, None),
-                other.crls.publish(&other, &issuer, None)
+                ca.state.crls.publish(&ca.state, &issuer, None, None),
+                other.crls.publish(&other, &issuer, None, None)
             );
             numbers.push(a.unwrap());
             numbers.push(b.unwrap());

@@ -76,6 +76,29 @@ pub struct ServerConfig {
     /// Revocation, CRL and OCSP settings (defaults when absent).
     #[serde(default)]
     pub revocation: RevocationSection,
+    /// Scheduled jobs shared by replicas (defaults when absent).
+    #[serde(default)]
+    pub jobs: JobsSection,
+}
+
+/// Scheduled jobs (CRL publication, OCSP refresh): each runs on the one replica that
+/// holds its lease in the database.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(default)]
+pub struct JobsSection {
+    /// How long a lease lasts unless renewed (default 15s; renewed every third of it).
+    /// When its holder dies or stalls, another replica takes the job over within about
+    /// this long; the stalled one's writes are then refused by their fencing token.
+    pub lease_ttl: Span,
+}
+
+impl Default for JobsSection {
+    fn default() -> Self {
+        Self {
+            lease_ttl: Span(time::Duration::seconds(15)),
+        }
+    }
 }
 
 /// Revocation, CRLs and OCSP.
@@ -528,6 +551,10 @@ impl LoadedConfig {
                     "must be positive",
                 ));
             }
+        }
+        let lease_ttl = config.jobs.lease_ttl.0;
+        if lease_ttl < time::Duration::seconds(1) || lease_ttl > time::Duration::minutes(10) {
+            return Err(self.error("jobs.lease-ttl", "must be between 1s and 10m"));
         }
         let revocation = &config.revocation;
         for (field, span, least) in [

@@ -12,7 +12,10 @@
 //!
 //! A CRL is (re)issued when a revocation made its issuer dirty (after `crl-debounce`, so
 //! a burst of revocations makes one CRL), when half of its validity has passed, or when
-//! the issuer has none yet. An entry stays until one CRL was issued after its
+//! the issuer has none yet. Only the replica holding the `crl` job lease publishes
+//! ([`jobs`](crate::jobs)); its publications carry the lease's fence, so a replica that
+//! stalled past its lease cannot publish when it wakes up. The others load what it
+//! published. An entry stays until one CRL was issued after its
 //! certificate expired (RFC 5280 §3.3).
 
 use std::collections::HashMap;
@@ -21,7 +24,7 @@ use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
 use carimbo_pki::{CrlKind, CrlTemplate, RevocationReason, RevokedCertificate, prepare_crl};
-use carimbo_store::{CrlHead, StoreError, StoredCrl, crl_scope};
+use carimbo_store::{CrlHead, Fence, StoreError, StoredCrl, crl_scope};
 use serde_json::json;
 use time::OffsetDateTime;
 use tokio::sync::Notify;
@@ -55,6 +58,9 @@ pub enum CrlError {
     /// Another publisher took the number each time.
     #[error("another replica kept publishing first")]
     Contended,
+    /// The CRL job's lease passed to another replica: this CRL was not published.
+    #[error("not published, the CRL job's lease passed to another replica: {0}")]
+    Fenced(String),
 }
 
 /// The CRL side of one replica.
@@ -154,9 +160,14 @@ impl CrlService {
         }
     }
 
-    /// Publishes a new CRL for every issuer that needs one. Returns the numbers
-    /// published.
-    pub async fn publish_due(&self, state: &AppState) -> Vec<(String, Result<u64, CrlError>)> {
+    /// Publishes a new CRL for every issuer that needs one, under `fence` (the CRL
+    /// job's lease; `None` only where no other replica can run, as in tests). Returns
+    /// the numbers published; stops at the first fenced write.
+    pub async fn publish_due(
+        &self,
+        state: &AppState,
+        fence: Option<&Fence>,
+    ) -> Vec<(String, Result<u64, CrlError>)> {
         let now = OffsetDateTime::now_utc();
         let heads = match state.store.crl_heads().await {
             Ok(heads) => heads,
@@ -176,20 +187,25 @@ impl CrlService {
                 if !self.is_due(head, now) || issuer.info.not_after() <= now {
                     continue;
                 }
-                let result = self.publish(state, issuer, shard).await;
+                let result = self.publish(state, issuer, shard, fence).await;
+                let fenced = matches!(result, Err(CrlError::Fenced(_)));
                 results.push((scope, result));
+                if fenced {
+                    return results;
+                }
             }
         }
         results
     }
 
-    /// Builds, signs and publishes the next CRL of `issuer` (of its shard `shard`);
-    /// returns its number.
+    /// Builds, signs and publishes the next CRL of `issuer` (of its shard `shard`)
+    /// under `fence`; returns its number.
     pub async fn publish(
         &self,
         state: &AppState,
         issuer: &Issuer,
         shard: Option<u8>,
+        fence: Option<&Fence>,
     ) -> Result<u64, CrlError> {
         let started = std::time::Instant::now();
         let scope = crl_scope(&issuer.name, shard);
@@ -250,9 +266,13 @@ impl CrlService {
                 entries: count,
                 published_at: OffsetDateTime::now_utc(),
             };
-            match state.store.publish_crl(&crl, revision, None).await {
+            if count > 0 && crate::failpoint("crl-stop-before-publish") {
+                crate::stop_once_for_test("crl-stop-before-publish");
+            }
+            match state.store.publish_crl(&crl, revision, fence).await {
                 Ok(()) => {}
                 Err(StoreError::Conflict(_)) => continue,
+                Err(StoreError::Fenced(why)) => return Err(CrlError::Fenced(why)),
                 Err(error) => return Err(error.into()),
             }
             self.remember(&scope, &crl);
@@ -281,6 +301,7 @@ impl CrlService {
                     "entries": count,
                     "this_update": crl.this_update.unix_timestamp(),
                     "next_update": crl.next_update.unix_timestamp(),
+                    "lease": fence.map(|f| json!({"holder": f.holder, "fence": f.token})),
                 }))
                 .await;
             tracing::info!(
@@ -297,20 +318,37 @@ impl CrlService {
         Err(CrlError::Contended)
     }
 
-    /// The publisher loop: publishes what is due every few seconds, and within
-    /// `crl-debounce` of a revocation on this replica.
+    /// Publishes what is due, if this replica holds the CRL job's lease.
+    pub async fn publish_due_if_leader(&self, state: &AppState) {
+        let Some(fence) = state.leases.fence(crate::jobs::CRL_JOB) else {
+            return;
+        };
+        for (issuer, result) in self.publish_due(state, Some(&fence)).await {
+            match result {
+                Ok(_) => {}
+                Err(CrlError::Fenced(why)) => {
+                    tracing::warn!(issuer = %issuer, why = %why, "CRL not published: fenced");
+                    state.leases.lost(crate::jobs::CRL_JOB);
+                }
+                Err(error) => {
+                    tracing::error!(issuer = %issuer, error = %error, "CRL publication failed");
+                }
+            }
+        }
+    }
+
+    /// The publisher loop: while this replica holds the CRL job's lease, publishes
+    /// what is due every `max(1s, crl-debounce)` (revocations made through any
+    /// replica mark their issuer dirty in the database), and within `crl-debounce` of
+    /// a revocation on this replica; loads what other replicas published.
     pub async fn run(
         self: Arc<Self>,
         state: Arc<AppState>,
         mut stop: tokio::sync::watch::Receiver<bool>,
     ) {
-        let tick = std::time::Duration::from_secs(5);
+        let tick = self.debounce.max(std::time::Duration::from_secs(1));
         loop {
-            for (issuer, result) in self.publish_due(&state).await {
-                if let Err(error) = result {
-                    tracing::error!(issuer = %issuer, error = %error, "CRL publication failed");
-                }
-            }
+            self.publish_due_if_leader(&state).await;
             if let Err(error) = self.load_published(&state).await {
                 tracing::warn!(error = %error, "reading published CRLs failed");
             }

@@ -382,7 +382,7 @@ async fn issue_inner(
             if let Ok(Some(record)) = state.store.certificate(&intent.serial).await
                 && let Err(error) = state
                     .ocsp
-                    .refresh_record(state, &record, &[OcspHash::Sha1])
+                    .refresh_record(state, &record, &[OcspHash::Sha1], None)
                     .await
             {
                 tracing::warn!(serial = %intent.serial, error = %error, "OCSP pre-signing failed");

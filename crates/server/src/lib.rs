@@ -15,6 +15,7 @@ pub mod config;
 pub mod crl;
 mod error;
 pub mod issuance;
+pub mod jobs;
 pub mod jwt;
 pub mod keys;
 pub mod ocsp;
@@ -38,6 +39,25 @@ pub fn failpoint(name: &str) -> bool {
     std::env::var("CARIMBO_TEST_FAILPOINT").is_ok_and(|value| value == name)
 }
 
+/// For the test failpoints that model a stalled process: the process stops itself
+/// (SIGSTOP) the first time it reaches failpoint `name`, exactly where a pause hurts
+/// most (e.g. between signing a CRL and publishing it); the test resumes it with
+/// SIGCONT once another replica has taken the job over.
+pub(crate) fn stop_once_for_test(name: &str) {
+    static STOPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !STOPPED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        tracing::warn!(failpoint = name, "failpoint: stopping this process");
+        let _ = std::process::Command::new("sh")
+            .args([
+                "-c",
+                "kill -STOP \"$1\"",
+                "sh",
+                &std::process::id().to_string(),
+            ])
+            .status();
+    }
+}
+
 /// Bound listeners of one replica.
 #[derive(Debug)]
 pub struct Listeners {
@@ -47,26 +67,63 @@ pub struct Listeners {
     pub publication: Option<tokio::net::TcpListener>,
 }
 
+/// The jobs a replica of `role` takes part in.
+fn jobs_of(role: Role) -> &'static [&'static str] {
+    match role {
+        Role::All => &[jobs::CRL_JOB, jobs::OCSP_REFRESH_JOB],
+        Role::Ocsp => &[jobs::OCSP_REFRESH_JOB],
+    }
+}
+
 /// Prepares the revocation side before serving: loads or makes the OCSP responders,
 /// starts reading the revocation log at its end, loads the published CRLs, and (role
-/// `All`) publishes the CRLs that are due.
+/// `All`) takes the CRL job's lease if it is free and publishes the CRLs that are due.
 pub async fn prepare(state: &AppState) -> Result<(), ServerError> {
     state.ocsp.ensure_responders(state).await?;
     state.ocsp.start_revocation_log(state).await?;
     state.crls.load_published(state).await?;
-    if state.role == Role::All {
-        for (issuer, result) in state.crls.publish_due(state).await {
-            if let Err(error) = result {
-                return Err(ServerError::Keys(format!("first CRL of {issuer}: {error}")));
+    if state.role == Role::All
+        && let Some(fence) = state
+            .leases
+            .refresh(state.store.as_ref(), jobs::CRL_JOB)
+            .await?
+    {
+        for (issuer, result) in state.crls.publish_due(state, Some(&fence)).await {
+            match result {
+                Ok(_) => {}
+                // Another replica took the job over meanwhile: it publishes.
+                Err(crl::CrlError::Fenced(_)) => state.leases.lost(jobs::CRL_JOB),
+                Err(error) => {
+                    return Err(ServerError::Keys(format!("first CRL of {issuer}: {error}")));
+                }
             }
         }
     }
     Ok(())
 }
 
-/// The background jobs of a replica: CRL publishing (role `All`), the revocation-log
-/// poll that drops cached OCSP answers, OCSP refresh and responder rotation.
+/// The background jobs of a replica: the lease keeper, CRL publishing (role `All`,
+/// while holding the `crl` lease), the revocation-log poll that drops cached OCSP
+/// answers, OCSP refresh (while holding the `ocsp-refresh` lease) and responder
+/// rotation (every replica, for the responders it can open).
 fn spawn_jobs(state: &Arc<AppState>, stopped: &tokio::sync::watch::Receiver<bool>) {
+    {
+        let state = Arc::clone(state);
+        let mut stop = stopped.clone();
+        tokio::spawn(async move {
+            loop {
+                for job in jobs_of(state.role) {
+                    if let Err(error) = state.leases.refresh(state.store.as_ref(), job).await {
+                        tracing::warn!(job, error = %error, "renewing the job lease failed");
+                    }
+                }
+                tokio::select! {
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                    () = tokio::time::sleep(state.leases.renew_interval()) => {}
+                }
+            }
+        });
+    }
     if state.role == Role::All {
         let crls = Arc::clone(&state.crls);
         tokio::spawn(crls.run(Arc::clone(state), stopped.clone()));
@@ -110,9 +167,16 @@ fn spawn_jobs(state: &Arc<AppState>, stopped: &tokio::sync::watch::Receiver<bool
                         tracing::error!(error = %error, "OCSP responder rotation failed");
                     }
                 }
-                match state.ocsp.refresh_due(&state).await {
+                let Some(fence) = state.leases.fence(jobs::OCSP_REFRESH_JOB) else {
+                    continue;
+                };
+                match state.ocsp.refresh_due(&state, &fence).await {
                     Ok(0) => {}
                     Ok(signed) => tracing::debug!(signed, "OCSP answers refreshed"),
+                    Err(carimbo_store::StoreError::Fenced(why)) => {
+                        tracing::warn!(why = %why, "OCSP refresh stopped: fenced");
+                        state.leases.lost(jobs::OCSP_REFRESH_JOB);
+                    }
                     Err(error) => tracing::warn!(error = %error, "OCSP refresh failed"),
                 }
             }
@@ -146,15 +210,20 @@ pub async fn serve(
         shutdown.await;
         let _ = stop.send(true);
     });
+    let leases = Arc::clone(&state.leases);
+    let store = Arc::clone(&state.store);
     let result = match listeners.api {
         Some(api) => tls::serve(api, tls, routes::api_router(state), wait(stopped)).await,
+        None => {
+            wait(stopped).await;
+            Ok(())
+        }
+    };
+    let publication = match publication {
+        Some(handle) => handle.await.unwrap_or(Ok(())),
         None => Ok(()),
     };
-    if let Some(handle) = publication {
-        match handle.await {
-            Ok(Err(error)) if result.is_ok() => return Err(error),
-            _ => {}
-        }
-    }
-    result
+    // Hand the jobs over at once rather than after the lease TTL.
+    leases.release_all(store.as_ref()).await;
+    result.and(publication)
 }

@@ -30,7 +30,7 @@ use carimbo_pki::{
     prepare_ocsp_response,
 };
 use carimbo_store::{
-    CertificateRecord, CertificateStatus, OcspCertStatus, OcspResponderRecord, StoreError,
+    CertificateRecord, CertificateStatus, Fence, OcspCertStatus, OcspResponderRecord, StoreError,
     StoredOcspResponse,
 };
 use serde_json::json;
@@ -553,9 +553,13 @@ impl OcspService {
         state: &AppState,
         record: &CertificateRecord,
         hashes: &[OcspHash],
-    ) -> Result<(), String> {
+        fence: Option<&Fence>,
+    ) -> Result<(), RefreshError> {
         let Some(index) = self.issuer_index(&record.issuer) else {
-            return Err(format!("no issuer {:?} here", record.issuer));
+            return Err(RefreshError::Failed(format!(
+                "no issuer {:?} here",
+                record.issuer
+            )));
         };
         let status = status_of(record);
         let cert_status = match status {
@@ -563,16 +567,19 @@ impl OcspService {
             CertStatus::Revoked { .. } => OcspCertStatus::Revoked,
             CertStatus::Unknown => return Ok(()),
         };
-        let serial = serial_bytes(&record.serial).ok_or("bad serial")?;
+        let serial = serial_bytes(&record.serial)
+            .ok_or_else(|| RefreshError::Failed("bad serial".into()))?;
         let now = OffsetDateTime::now_utc();
         for hash in hashes {
             let epoch = self.epoch.load(Ordering::SeqCst);
             let cert_id = self.issuers[index]
                 .hashes
                 .cert_id(*hash, &serial)
-                .map_err(|e| e.to_string())?;
-            let (der, this_update, next_update, responder) =
-                self.sign(index, &cert_id, &status, None, now).await?;
+                .map_err(|e| RefreshError::Failed(e.to_string()))?;
+            let (der, this_update, next_update, responder) = self
+                .sign(index, &cert_id, &status, None, now)
+                .await
+                .map_err(RefreshError::Failed)?;
             let stored = state
                 .store
                 .store_ocsp_response(
@@ -588,11 +595,16 @@ impl OcspService {
                         responder,
                         stored_at: now,
                     },
-                    None,
+                    fence,
                 )
                 .await;
             self.note_database(&stored);
-            if stored.map_err(|e| e.to_string())? {
+            let stored = match stored {
+                Ok(stored) => stored,
+                Err(StoreError::Fenced(why)) => return Err(RefreshError::Fenced(why)),
+                Err(error) => return Err(RefreshError::Failed(error.to_string())),
+            };
+            if stored {
                 let key = CacheKey {
                     issuer: index,
                     hash: *hash,
@@ -779,8 +791,10 @@ impl OcspService {
     }
 
     /// Re-signs stored answers that passed half their validity (and, with
-    /// `presign = issuance`, signs missing ones). Returns how many were signed.
-    pub async fn refresh_due(&self, state: &AppState) -> Result<usize, StoreError> {
+    /// `presign = issuance`, signs missing ones), storing them under `fence` (the
+    /// refresh job's lease). Returns how many were signed; a fenced write ends the run
+    /// with [`StoreError::Fenced`].
+    pub async fn refresh_due(&self, state: &AppState, fence: &Fence) -> Result<usize, StoreError> {
         let now = OffsetDateTime::now_utc();
         let due = state
             .store
@@ -797,15 +811,33 @@ impl OcspService {
                 Some(hash) => vec![hash],
                 None => vec![OcspHash::Sha1, OcspHash::Sha256],
             };
-            match self.refresh_record(state, &record, &hashes).await {
+            if crate::failpoint("ocsp-refresh-stop-before-store") {
+                crate::stop_once_for_test("ocsp-refresh-stop-before-store");
+            }
+            match self
+                .refresh_record(state, &record, &hashes, Some(fence))
+                .await
+            {
                 Ok(()) => signed += hashes.len(),
-                Err(error) => {
+                Err(RefreshError::Fenced(why)) => return Err(StoreError::Fenced(why)),
+                Err(RefreshError::Failed(error)) => {
                     tracing::warn!(serial = %serial, error = %error, "OCSP refresh failed");
                 }
             }
         }
         Ok(signed)
     }
+}
+
+/// Why an answer was not refreshed.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// The refresh job's lease passed to another replica: nothing was stored.
+    #[error("fenced: {0}")]
+    Fenced(String),
+    /// Signing or storing failed; the serial is answered by fresh signing.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// The CertID of `serial` under `hashes` (used by tests and tools).

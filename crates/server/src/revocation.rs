@@ -171,7 +171,12 @@ pub async fn revoke(
         }
         if let Err(error) = state
             .ocsp
-            .refresh_record(state, &outcome.record, &[OcspHash::Sha1, OcspHash::Sha256])
+            .refresh_record(
+                state,
+                &outcome.record,
+                &[OcspHash::Sha1, OcspHash::Sha256],
+                None,
+            )
             .await
         {
             // The revoked status is committed; the answer is signed at the next request.

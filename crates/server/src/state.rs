@@ -138,6 +138,8 @@ pub struct AppState {
     pub ocsp: OcspService,
     /// The CRL publisher and cache.
     pub crls: Arc<CrlService>,
+    /// This replica's leases of the scheduled jobs.
+    pub leases: Arc<crate::jobs::JobLeases>,
     /// Revocation settings.
     pub revocation: RevocationSection,
     /// What this process serves.
@@ -307,10 +309,16 @@ impl AppState {
             revocation.crl_debounce.0,
             revocation.crl_directory.as_ref().map(|p| loaded.resolve(p)),
         ));
+        let audit_chain = config.audit.chain.clone().unwrap_or_else(|| "main".into());
+        let leases = Arc::new(crate::jobs::JobLeases::new(
+            &audit_chain,
+            config.jobs.lease_ttl.0,
+        ));
         Ok(Self {
             keys: opener,
             ocsp,
             crls,
+            leases,
             revocation,
             role: Role::All,
             issuers,
@@ -318,7 +326,7 @@ impl AppState {
             provisioners,
             admins,
             store,
-            audit_chain: config.audit.chain.clone().unwrap_or_else(|| "main".into()),
+            audit_chain,
             publication_url: config
                 .server
                 .publication_url
