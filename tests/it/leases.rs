@@ -394,7 +394,7 @@ async fn load_worker(
         let der =
             carimbo_pki::pem_decode(reply["certificate"].as_str().unwrap(), "CERTIFICATE").unwrap();
         acknowledged.issued.push((serial.clone(), der));
-        if round % 2 == 0 {
+        if round.is_multiple_of(2) {
             let (status, _) = post(
                 format!("{}/v1/certificates/{serial}/revoke", next()),
                 admin.clone(),
