@@ -624,3 +624,120 @@ fn a_replica_rides_out_a_postgresql_restart() {
     ca.terminate();
     drop(database);
 }
+
+/// A CA and a server certificate for 127.0.0.1 signed by it: (CA PEM, chain PEM, key PEM).
+fn tls_server_identity() -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "database test CA");
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params
+        .subject_alt_names
+        .push(rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let cert = params.signed_by(&key, &issuer).unwrap();
+    (ca_cert.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[test]
+fn a_replica_reaches_postgresql_over_verified_tls_only() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // A server of its own: this test turns TLS on and refuses plain connections.
+    let Some(server) = carimbo_store::postgres_testing::private_server() else {
+        return;
+    };
+    let (ca_pem, chain_pem, key_pem) = tls_server_identity();
+    server.require_tls(chain_pem.as_bytes(), key_pem.as_bytes());
+    let database = runtime.block_on(carimbo_store::postgres_testing::database_on(&server));
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("db-ca.pem");
+    std::fs::write(&ca, &ca_pem).unwrap();
+    let (other_ca, _, _) = tls_server_identity();
+    let other = dir.path().join("other-ca.pem");
+    std::fs::write(&other, &other_ca).unwrap();
+    let options = carimbo_store::PostgresOptions::default();
+    let connect = |query: String| {
+        runtime.block_on(carimbo_store::PostgresStore::connect(
+            &format!("{}?{query}", database.url),
+            &options,
+        ))
+    };
+    // Plain TCP is refused by the server; a certificate from another CA by the client.
+    let plain = connect("sslmode=disable".into()).unwrap_err().to_string();
+    assert!(
+        plain.contains("no pg_hba.conf entry") || plain.contains("SSL off"),
+        "{plain}"
+    );
+    let wrong = connect(format!("sslmode=verify-full&sslrootcert={}", other.display()))
+        .unwrap_err()
+        .to_string();
+    assert!(!wrong.contains(&server.password), "{wrong}");
+    assert!(
+        wrong.to_lowercase().contains("certificate") || wrong.to_lowercase().contains("tls"),
+        "{wrong}"
+    );
+    let verified = connect(format!("sslmode=verify-full&sslrootcert={}", ca.display()));
+    runtime.block_on(verified.unwrap().close());
+
+    // A replica whose URL file asks for verify-full serves and issues.
+    let data = dir.path().join("data");
+    let (mut dev, _) = start_dev(&data, free_port(), free_port());
+    dev.kill().unwrap();
+    let _ = dev.wait();
+    write_private(
+        &data.join("pg.url"),
+        format!(
+            "{}?sslmode=verify-full&sslrootcert={}",
+            database.url,
+            ca.display()
+        )
+        .as_bytes(),
+    );
+    let (api, publication) = (free_port(), free_port());
+    let config = serve_config(&data, "tls", api, publication, true);
+    let mut replica = start_replica(&config, api, publication);
+    let bundle = data.join("ca-bundle.pem");
+    let (ok, token, stderr) = carimbo(&[
+        "token",
+        "create",
+        "--ca",
+        &replica.api,
+        "--ca-bundle",
+        s(&bundle),
+        "--admin-token-file",
+        s(&data.join("admin.token")),
+        "--provisioner",
+        "dev",
+        "--profile",
+        "server",
+        "--san",
+        "dns:tls.localhost",
+    ]);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = carimbo(&[
+        "issue",
+        "--ca",
+        &replica.api,
+        "--ca-bundle",
+        s(&bundle),
+        "--token",
+        token.trim(),
+        "--profile",
+        "server",
+        "--san",
+        "dns:tls.localhost",
+        "--out",
+        s(&dir.path().join("issued")),
+    ]);
+    assert!(ok, "{stderr}");
+    replica.terminate();
+    drop(database);
+}

@@ -66,6 +66,40 @@ impl Server {
         .unwrap();
     }
 
+    /// Turns TLS on with this certificate chain and key (PEM) and, from then on,
+    /// refuses TCP connections that do not use it (`hostssl` only in `pg_hba.conf`);
+    /// restarts the server. For a test's private server.
+    pub fn require_tls(&self, certificate_pem: &[u8], key_pem: &[u8]) {
+        let data = self.dir.join("data");
+        for (name, bytes, mode) in [
+            ("server.crt", certificate_pem, 0o644),
+            ("server.key", key_pem, 0o600),
+        ] {
+            let path = data.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            if let Some((uid, gid)) = self.user {
+                std::os::unix::fs::chown(&path, Some(uid), Some(gid)).unwrap();
+            }
+        }
+        let conf = data.join("postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text.push_str("\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+        std::fs::write(&conf, text).unwrap();
+        let hba = data.join("pg_hba.conf");
+        let text: String = std::fs::read_to_string(&hba)
+            .unwrap()
+            .lines()
+            .map(|line| match line.strip_prefix("host ") {
+                Some(rest) => format!("hostssl {rest}\n"),
+                None => format!("{line}\n"),
+            })
+            .collect();
+        std::fs::write(&hba, text).unwrap();
+        self.stop();
+        self.start_again();
+    }
+
     /// URL of `database` on this server, with the password.
     pub fn url(&self, database: &str) -> String {
         format!(
