@@ -676,9 +676,12 @@ fn a_replica_reaches_postgresql_over_verified_tls_only() {
         plain.contains("no pg_hba.conf entry") || plain.contains("SSL off"),
         "{plain}"
     );
-    let wrong = connect(format!("sslmode=verify-full&sslrootcert={}", other.display()))
-        .unwrap_err()
-        .to_string();
+    let wrong = connect(format!(
+        "sslmode=verify-full&sslrootcert={}",
+        other.display()
+    ))
+    .unwrap_err()
+    .to_string();
     assert!(!wrong.contains(&server.password), "{wrong}");
     assert!(
         wrong.to_lowercase().contains("certificate") || wrong.to_lowercase().contains("tls"),
