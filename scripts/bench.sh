@@ -293,6 +293,8 @@ wait_for "$work/serve-presign.out" "API on"
 presign_issuance=$(presign_row 'issuance (first answer signed with the certificate)')
 kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
 
+replicas_table=$(scripts/bench-replicas.sh --seconds "$seconds")
+
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
 {
     echo "# Benchmarks"
@@ -342,6 +344,18 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
     echo "|---|---|---|---|---|"
     echo "$presign_lazy"
     echo "$presign_issuance"
+    echo
+    echo "### Issuance with several replicas on PostgreSQL"
+    echo
+    echo "\`scripts/bench-replicas.sh\`: the same renewal load (file provider, development"
+    echo "keys) against one \`carimbo dev\` node on SQLite, then against 1, 2 and 3 \`carimbo"
+    echo "serve\` replicas sharing one PostgreSQL $("$(pg_config --bindir 2>/dev/null || ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)/postgres" --version | awk '{print $3}')"
+    echo "(default durability: \`fsync\` and \`synchronous_commit\` on), clients spread over the"
+    echo "replicas in turn. Everything — clients, replicas and PostgreSQL — shares the same"
+    echo "$(nproc) cores, so added replicas add no CPU: this measures the cost of the shared"
+    echo "database and of coordination, not scale-out, which needs replicas on their own machines."
+    echo
+    echo "$replicas_table"
     echo
     echo "### OCSP answers per second"
     echo

@@ -2,7 +2,8 @@
 //! their latency. One certificate is bootstrapped with a token, then every worker
 //! renews it by proof of possession (the full issuance path: CSR checks, policy,
 //! lint, intent stored, HSM signature, certificate stored, audit) as fast as it can
-//! until the deadline.
+//! until the deadline. With `--ca` given several times (replicas of one CA), workers
+//! are spread over them in turn.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ type BenchResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 /// Options of `issue-load`.
 #[derive(Debug)]
 pub struct LoadOptions {
-    pub ca: String,
+    pub cas: Vec<String>,
     pub ca_bundle: std::path::PathBuf,
     pub admin_token_file: std::path::PathBuf,
     pub provisioner: String,
@@ -27,7 +28,7 @@ pub struct LoadOptions {
 
 pub fn parse(args: &[String]) -> BenchResult<LoadOptions> {
     let mut options = LoadOptions {
-        ca: String::new(),
+        cas: Vec::new(),
         ca_bundle: Default::default(),
         admin_token_file: Default::default(),
         provisioner: "dev".into(),
@@ -39,7 +40,7 @@ pub fn parse(args: &[String]) -> BenchResult<LoadOptions> {
     while let Some(arg) = iter.next() {
         let mut value = || iter.next().cloned().ok_or(format!("{arg} needs a value"));
         match arg.as_str() {
-            "--ca" => options.ca = value()?,
+            "--ca" => options.cas.push(value()?.trim_end_matches('/').to_owned()),
             "--ca-bundle" => options.ca_bundle = value()?.into(),
             "--admin-token-file" => options.admin_token_file = value()?.into(),
             "--provisioner" => options.provisioner = value()?,
@@ -48,6 +49,9 @@ pub fn parse(args: &[String]) -> BenchResult<LoadOptions> {
             "--seconds" => options.seconds = value()?.parse()?,
             other => return Err(format!("unknown argument {other}").into()),
         }
+    }
+    if options.cas.is_empty() {
+        return Err("--ca is required".into());
     }
     Ok(options)
 }
@@ -71,7 +75,7 @@ pub async fn run(options: LoadOptions) -> BenchResult {
     let admin = std::fs::read_to_string(&options.admin_token_file)?
         .trim()
         .to_owned();
-    let base = options.ca.trim_end_matches('/').to_owned();
+    let base = options.cas[0].clone();
     let reply: Value = client
         .post(format!("{base}/v1/admin/tokens"))
         .bearer_auth(admin)
@@ -102,10 +106,10 @@ pub async fn run(options: LoadOptions) -> BenchResult {
     let deadline = Instant::now() + Duration::from_secs_f64(options.seconds);
     let start = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..options.concurrency {
+    for worker in 0..options.concurrency {
         let (client, base, key, certificate, csr) = (
             client.clone(),
-            base.clone(),
+            options.cas[worker % options.cas.len()].clone(),
             Arc::clone(&key),
             certificate.clone(),
             csr.clone(),

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! carimbo-bench [--seconds N] [--pkcs11-config FILE]   markdown tables on stdout
-//! carimbo-bench issue-load --ca URL --ca-bundle F --admin-token-file F
+//! carimbo-bench issue-load --ca URL [--ca URL…] --ca-bundle F --admin-token-file F
 //!               [--provisioner P] [--san dns:N] [--concurrency C] [--seconds S]
 //!                                                      (issuances/s over HTTPS, latency)
 //! carimbo-bench static-http --listen ADDR --body FILE  (baseline for the OCSP figure:
