@@ -811,9 +811,6 @@ impl OcspService {
                 Some(hash) => vec![hash],
                 None => vec![OcspHash::Sha1, OcspHash::Sha256],
             };
-            if crate::failpoint("ocsp-refresh-stop-before-store") {
-                crate::stop_once_for_test("ocsp-refresh-stop-before-store");
-            }
             match self
                 .refresh_record(state, &record, &hashes, Some(fence))
                 .await
