@@ -96,6 +96,7 @@ macro_rules! conformance_tests {
             revocations_land_in_the_crl_shard_of_their_certificate,
             a_lease_is_held_by_one_holder_renewed_and_taken_over_with_a_new_fence,
             writes_under_a_stale_fence_are_refused_and_change_nothing,
+            kms_grants_are_live_in_their_window_until_revoked,
         );
         $crate::conformance::conformance_tests!(@multi $fixture;
             concurrent_consumers_of_one_token_have_one_winner,

@@ -429,3 +429,28 @@ pub struct JobLease {
     /// When it lapses unless renewed (millisecond precision).
     pub expires_at: OffsetDateTime,
 }
+
+/// A KMS grant: an administrator lets `identity` use keys matching `keys` for
+/// `operations` between `not_before` and `not_after`, on top of the configured rules.
+/// Effective as soon as it is stored; revocable.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KmsGrant {
+    /// Random id (lowercase hex).
+    pub id: String,
+    /// Identity pattern (`client:payments`, `spiffe://example.com/ns/ml/*`).
+    pub identity: String,
+    /// Key name patterns (`envelope-data/prod/*`).
+    pub keys: Vec<String>,
+    /// Operations (`encrypt`, `decrypt`, `sign`, ...).
+    pub operations: Vec<String>,
+    /// Start of validity (inclusive).
+    pub not_before: OffsetDateTime,
+    /// End of validity (exclusive): refused from this second on.
+    pub not_after: OffsetDateTime,
+    /// The administrator who created it.
+    pub created_by: String,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<OffsetDateTime>,
+}

@@ -52,6 +52,7 @@ use crate::{
     IssuanceIntent, Lineage, LineageStore, StoreError, StoredAuditEvent, TokenStore,
 };
 
+mod grants;
 mod leases;
 mod revocation;
 
@@ -89,6 +90,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "job leases",
         include_str!("../../../migrations/postgres/0005_job_leases.sql"),
+    ),
+    (
+        6,
+        "kms grants",
+        include_str!("../../../migrations/postgres/0006_kms_grants.sql"),
     ),
 ];
 

@@ -58,6 +58,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "job leases",
         include_str!("../../../migrations/sqlite/0005_job_leases.sql"),
     ),
+    (
+        6,
+        "kms grants",
+        include_str!("../../../migrations/sqlite/0006_kms_grants.sql"),
+    ),
 ];
 
 /// How long an operation waits for a pooled connection (writes queue for the single
@@ -740,6 +745,7 @@ impl AuditStore for SqliteStore {
     }
 }
 
+mod grants;
 mod leases;
 mod revocation;
 

@@ -8,8 +8,8 @@ use time::OffsetDateTime;
 
 use crate::{
     BootstrapToken, CertificateFilter, CertificateRecord, CrlHead, DueOcspResponse, Fence,
-    IssuanceIntent, JobLease, Lineage, OcspResponderRecord, RevocationLogEntry, RevocationOutcome,
-    RevokedEntry, StoreError, StoredAuditEvent, StoredCrl, StoredOcspResponse,
+    IssuanceIntent, JobLease, KmsGrant, Lineage, OcspResponderRecord, RevocationLogEntry,
+    RevocationOutcome, RevokedEntry, StoreError, StoredAuditEvent, StoredCrl, StoredOcspResponse,
 };
 
 /// Certificates through issuance: intent before signing, then completion or failure.
@@ -339,13 +339,56 @@ pub trait JobLeaseStore: Send + Sync + fmt::Debug {
     async fn job_lease(&self, job: &str) -> Result<Option<JobLease>, StoreError>;
 }
 
-/// Everything the service needs, as one object (`Arc<dyn Store>`).
+/// KMS grants made by administrators (the rules themselves live in the config).
+#[async_trait]
+pub trait KmsGrantStore: Send + Sync + fmt::Debug {
+    /// Stores a new grant.
+    ///
+    /// Errors: [`StoreError::Conflict`] if its id exists; [`StoreError::Invalid`] for
+    /// an id that is not lowercase hex, an empty identity, key list or operation list,
+    /// or `not_after <= not_before`.
+    async fn insert_kms_grant(&self, grant: &KmsGrant) -> Result<(), StoreError>;
+
+    /// Revokes grant `id` at `at` (it stops counting at once). Revoking it again keeps
+    /// the first time.
+    ///
+    /// Errors: [`StoreError::NotFound`] if there is no such grant.
+    async fn revoke_kms_grant(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError>;
+
+    /// Grants not revoked and valid at `now` (`not_before <= now < not_after`).
+    ///
+    /// Errors: database failures only.
+    async fn live_kms_grants(&self, now: OffsetDateTime) -> Result<Vec<KmsGrant>, StoreError>;
+
+    /// Every grant, revoked and expired ones included, newest first, at most `limit`.
+    ///
+    /// Errors: database failures only.
+    async fn kms_grants(&self, limit: u32) -> Result<Vec<KmsGrant>, StoreError>;
+}
+
+/// Everything the service needs, as one object (`Arc<dyn Store>`), including the KMS
+/// keyring's metadata ([`carimbo_kms::KeyringStore`]).
 pub trait Store:
-    CertificateStore + TokenStore + LineageStore + AuditStore + RevocationStore + JobLeaseStore
+    CertificateStore
+    + TokenStore
+    + LineageStore
+    + AuditStore
+    + RevocationStore
+    + JobLeaseStore
+    + KmsGrantStore
+    + carimbo_kms::KeyringStore
 {
 }
 
-impl<T: CertificateStore + TokenStore + LineageStore + AuditStore + RevocationStore + JobLeaseStore>
-    Store for T
+impl<
+    T: CertificateStore
+        + TokenStore
+        + LineageStore
+        + AuditStore
+        + RevocationStore
+        + JobLeaseStore
+        + KmsGrantStore
+        + carimbo_kms::KeyringStore,
+> Store for T
 {
 }

@@ -361,3 +361,22 @@ pub(crate) fn keyring_record_from(text: &str) -> carimbo_kms::Result<carimbo_kms
     serde_json::from_str(text)
         .map_err(|e| carimbo_kms::Error::Store(format!("stored key record: {e}")))
 }
+
+pub(crate) fn check_kms_grant(grant: &crate::KmsGrant) -> Result<(), StoreError> {
+    if grant.id.is_empty() || !is_lower_hex(&grant.id) {
+        return Err(StoreError::Invalid("grant id: not lowercase hex".into()));
+    }
+    check_not_empty(&grant.identity, "grant identity")?;
+    if grant.keys.is_empty() || grant.keys.iter().any(String::is_empty) {
+        return Err(StoreError::Invalid("grant keys: empty".into()));
+    }
+    if grant.operations.is_empty() || grant.operations.iter().any(String::is_empty) {
+        return Err(StoreError::Invalid("grant operations: empty".into()));
+    }
+    if unix(grant.not_after) <= unix(grant.not_before) {
+        return Err(StoreError::Invalid(
+            "grant: not_after must be after not_before".into(),
+        ));
+    }
+    Ok(())
+}

@@ -201,3 +201,68 @@ pub(crate) async fn concurrent_acquirers_of_one_lease_have_one_winner<F: Fixture
         winners[0].fence
     );
 }
+
+pub(crate) async fn kms_grants_are_live_in_their_window_until_revoked<F: Fixture>() {
+    use crate::{KmsGrant, KmsGrantStore};
+    let Some(f) = F::fresh().await else { return };
+    let store = f.store();
+    let grant = KmsGrant {
+        id: "0a1b".into(),
+        identity: "client:payments".into(),
+        keys: vec!["envelope-data/prod/*".into()],
+        operations: vec!["encrypt".into(), "decrypt".into()],
+        not_before: NOW,
+        not_after: NOW + Duration::hours(1),
+        created_by: "alice".into(),
+        created_at: NOW,
+        revoked_at: None,
+    };
+    store.insert_kms_grant(&grant).await.unwrap();
+    assert!(matches!(
+        store.insert_kms_grant(&grant).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let live = |at| async move { store.live_kms_grants(at).await.unwrap() };
+    assert!(live(NOW - Duration::seconds(1)).await.is_empty());
+    assert_eq!(live(NOW).await, vec![grant.clone()]);
+    assert_eq!(live(NOW + Duration::seconds(3599)).await.len(), 1);
+    // Refused from not_after on.
+    assert!(live(NOW + Duration::hours(1)).await.is_empty());
+    let revoked_at = NOW + Duration::minutes(5);
+    store.revoke_kms_grant("0a1b", revoked_at).await.unwrap();
+    store
+        .revoke_kms_grant("0a1b", revoked_at + Duration::minutes(1))
+        .await
+        .unwrap();
+    assert!(live(NOW + Duration::minutes(6)).await.is_empty());
+    let all = store.kms_grants(10).await.unwrap();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].revoked_at, Some(revoked_at));
+    assert!(matches!(
+        store.revoke_kms_grant("ffff", NOW).await,
+        Err(StoreError::NotFound)
+    ));
+    for bad in [
+        KmsGrant {
+            id: "XYZ".into(),
+            ..grant.clone()
+        },
+        KmsGrant {
+            keys: vec![],
+            ..grant.clone()
+        },
+        KmsGrant {
+            operations: vec![],
+            ..grant.clone()
+        },
+        KmsGrant {
+            not_after: NOW,
+            ..grant.clone()
+        },
+    ] {
+        assert!(matches!(
+            store.insert_kms_grant(&bad).await,
+            Err(StoreError::Invalid(_))
+        ));
+    }
+}
