@@ -79,6 +79,66 @@ pub struct ServerConfig {
     /// Scheduled jobs shared by replicas (defaults when absent).
     #[serde(default)]
     pub jobs: JobsSection,
+    /// The KMS API (`/v1/kms/…`); off when absent.
+    pub kms: Option<KmsSection>,
+}
+
+/// The KMS API: keys for applications (envelope encryption, signing, HMAC), kept apart
+/// from the CA keys, used under a deny-by-default policy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KmsSection {
+    /// Where new keys are generated: `pkcs11` (the KMS token) or `file` (development).
+    pub provider: String,
+    /// PKCS#11 provider config of the KMS token: a token (and PIN) other than the CA
+    /// token's.
+    pub pkcs11_config: Option<PathBuf>,
+    /// Directory of the KMS's development file keys (not the CA's `keys.file-directory`).
+    pub file_directory: Option<PathBuf>,
+    /// Largest number of items in one batch request (default 100, at most 1000).
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// Applications that authenticate with a bearer token (identity `client:{name}`).
+    /// Clients with a TLS client certificate from a client or workload issuer are
+    /// identified by its SPIFFE ID (or `dns:{name}`) instead.
+    #[serde(default)]
+    pub clients: Vec<KmsClientSection>,
+    /// Allow rules; nothing else is allowed, except by grants.
+    #[serde(default)]
+    pub rules: Vec<KmsRuleSection>,
+}
+
+fn default_max_batch() -> usize {
+    100
+}
+
+/// A token-authenticated KMS client.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KmsClientSection {
+    /// Name: the identity is `client:{name}`.
+    pub name: String,
+    /// File holding its token (0600).
+    pub token_file: PathBuf,
+}
+
+/// An allow rule: identities × keys × operations × purposes, with optional context
+/// constraints (docs/kms.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KmsRuleSection {
+    /// Identity patterns.
+    pub identities: Vec<String>,
+    /// Key name patterns.
+    pub keys: Vec<String>,
+    /// Operations: encrypt, decrypt, datakey, rewrap, sign, verify, hmac, verify-hmac.
+    pub operations: Vec<String>,
+    /// Purposes the key must have (sign, envelope, hmac); empty: any.
+    #[serde(default)]
+    pub purposes: Vec<String>,
+    /// Context entries the request must carry (values are patterns).
+    #[serde(default)]
+    pub context: std::collections::BTreeMap<String, String>,
 }
 
 /// Scheduled jobs (CRL publication, OCSP refresh): each runs on the one replica that
@@ -466,6 +526,102 @@ impl LoadedConfig {
         ServerError::Config(format!("{}: {field}: {message}", self.path.display()))
     }
 
+    fn check_kms(&self, kms: &KmsSection) -> Result<(), ServerError> {
+        match kms.provider.as_str() {
+            "pkcs11" if kms.pkcs11_config.is_none() => {
+                return Err(self.error("kms.pkcs11-config", "required with provider pkcs11"));
+            }
+            "file" if kms.file_directory.is_none() => {
+                return Err(self.error("kms.file-directory", "required with provider file"));
+            }
+            "pkcs11" | "file" => {}
+            other => {
+                return Err(self.error(
+                    "kms.provider",
+                    format!("{other:?}: expected pkcs11 or file"),
+                ));
+            }
+        }
+        let keys = &self.config.keys;
+        if kms.pkcs11_config.is_some() && kms.pkcs11_config == keys.pkcs11_config {
+            return Err(self.error(
+                "kms.pkcs11-config",
+                "must name the KMS token, not the CA token of keys.pkcs11-config",
+            ));
+        }
+        if kms.file_directory.is_some() && kms.file_directory == keys.file_directory {
+            return Err(self.error(
+                "kms.file-directory",
+                "must differ from keys.file-directory (the CA keys)",
+            ));
+        }
+        if kms.max_batch == 0 || kms.max_batch > 1000 {
+            return Err(self.error("kms.max-batch", "must be between 1 and 1000"));
+        }
+        let mut names = std::collections::HashSet::new();
+        for (index, client) in kms.clients.iter().enumerate() {
+            if client.name.is_empty() || !names.insert(client.name.as_str()) {
+                return Err(self.error(
+                    &format!("kms.clients[{index}].name"),
+                    "must be non-empty and unique",
+                ));
+            }
+        }
+        for (index, rule) in kms.rules.iter().enumerate() {
+            self.kms_rule(index, rule)?;
+        }
+        Ok(())
+    }
+
+    /// The rule `index` of `kms.rules`, checked.
+    pub fn kms_rule(
+        &self,
+        index: usize,
+        rule: &KmsRuleSection,
+    ) -> Result<crate::kms_policy::KmsRule, ServerError> {
+        let field = |name: &str| format!("kms.rules[{index}].{name}");
+        for (name, list) in [
+            ("identities", &rule.identities),
+            ("keys", &rule.keys),
+            ("operations", &rule.operations),
+        ] {
+            if list.is_empty() || list.iter().any(String::is_empty) {
+                return Err(self.error(&field(name), "must list at least one non-empty entry"));
+            }
+        }
+        if rule.keys.iter().any(|k| k.starts_with("pki-ca/")) {
+            return Err(self.error(
+                &field("keys"),
+                "CA keys (pki-ca/…) are never reachable through the KMS API",
+            ));
+        }
+        let operations = rule
+            .operations
+            .iter()
+            .map(|op| op.parse())
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(|e| self.error(&field("operations"), e))?;
+        let purposes = rule
+            .purposes
+            .iter()
+            .map(|p| match p.parse::<carimbo_kms::Purpose>() {
+                Ok(carimbo_kms::Purpose::PkiCa) => {
+                    Err("pki-ca keys are never reachable through the KMS API".to_owned())
+                }
+                Ok(purpose) => Ok(purpose),
+                Err(e) => Err(e.to_string()),
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(|e| self.error(&field("purposes"), e))?;
+        Ok(crate::kms_policy::KmsRule {
+            identities: rule.identities.clone(),
+            keys: rule.keys.clone(),
+            operations,
+            purposes,
+            context: rule.context.clone(),
+        })
+    }
+
     fn check(&self) -> Result<(), ServerError> {
         let config = &self.config;
         let database = &config.database;
@@ -551,6 +707,9 @@ impl LoadedConfig {
                     "must be positive",
                 ));
             }
+        }
+        if let Some(kms) = &config.kms {
+            self.check_kms(kms)?;
         }
         let lease_ttl = config.jobs.lease_ttl.0;
         if lease_ttl < time::Duration::seconds(1) || lease_ttl > time::Duration::minutes(10) {

@@ -97,9 +97,85 @@ pub enum ApiError {
     /// The request took longer than the service allows.
     #[error("the request took longer than {0} seconds")]
     Timeout(u64),
+    /// A KMS API request was refused or failed.
+    #[error("{0}")]
+    Kms(#[from] KmsError),
     /// Something failed on our side; the message is safe to show.
     #[error("{0}")]
     Internal(String),
+}
+
+/// Why a KMS API request (or one item of a batch) did not succeed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KmsError {
+    /// The KMS API is not enabled on this service (no `[kms]` section).
+    #[error("the KMS API is not enabled on this service")]
+    NotEnabled,
+    /// The policy does not allow this identity this operation on this key.
+    #[error("{identity} may not {operation} with key {key}")]
+    Denied {
+        /// The caller.
+        identity: String,
+        /// The operation.
+        operation: String,
+        /// The key.
+        key: String,
+    },
+    /// The key is a CA key: never usable through the KMS API, whatever the policy.
+    #[error("key {0} is a CA key; CA keys are not reachable through the KMS API")]
+    CaKey(String),
+    /// A binary field is not valid base64.
+    #[error("{0}: not valid base64")]
+    BadBase64(&'static str),
+    /// A batch has more items than allowed.
+    #[error("a batch may hold at most {0} items")]
+    BatchTooLarge(usize),
+    /// The key named in the request is not the one the ciphertext was made with.
+    #[error("the ciphertext was made with key {actual}, not {requested}")]
+    KeyMismatch {
+        /// Named in the request.
+        requested: String,
+        /// Found in the ciphertext.
+        actual: String,
+    },
+    /// The KMS core refused or failed.
+    #[error("{0}")]
+    Core(#[from] carimbo_kms::Error),
+}
+
+impl KmsError {
+    /// The stable code and the HTTP status.
+    pub fn code_and_status(&self) -> (&'static str, StatusCode) {
+        use carimbo_kms::Error as Core;
+        match self {
+            Self::NotEnabled => ("kms_disabled", StatusCode::NOT_FOUND),
+            Self::Denied { .. } => ("kms_denied", StatusCode::FORBIDDEN),
+            Self::CaKey(_) => ("ca_key_not_addressable", StatusCode::FORBIDDEN),
+            Self::BadBase64(_) => ("bad_base64", StatusCode::BAD_REQUEST),
+            Self::BatchTooLarge(_) => ("batch_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+            Self::KeyMismatch { .. } => ("key_mismatch", StatusCode::BAD_REQUEST),
+            Self::Core(error) => match error {
+                Core::InvalidKeyName { .. } => ("invalid_key_name", StatusCode::BAD_REQUEST),
+                Core::UnsupportedAlgorithm { .. } => {
+                    ("unsupported_algorithm", StatusCode::BAD_REQUEST)
+                }
+                Core::UnknownPurpose(_) => ("unknown_purpose", StatusCode::BAD_REQUEST),
+                Core::WrongPurpose { .. } => ("wrong_purpose", StatusCode::BAD_REQUEST),
+                Core::KeyNotFound(_) => ("key_not_found", StatusCode::NOT_FOUND),
+                Core::KeyExists(_) => ("key_exists", StatusCode::CONFLICT),
+                Core::VersionNotFound { .. } => ("version_not_found", StatusCode::NOT_FOUND),
+                Core::VersionUnavailable { .. } => ("version_unavailable", StatusCode::CONFLICT),
+                Core::InvalidState(_) => ("invalid_state", StatusCode::CONFLICT),
+                Core::Malformed(_) => ("malformed_ciphertext", StatusCode::BAD_REQUEST),
+                Core::UnsupportedEnvelope(_) => ("unsupported_envelope", StatusCode::BAD_REQUEST),
+                Core::ContextMismatch => ("context_mismatch", StatusCode::BAD_REQUEST),
+                Core::Unauthentic(_) => ("unauthentic", StatusCode::BAD_REQUEST),
+                Core::VerificationFailed(_) => ("verification_failed", StatusCode::BAD_REQUEST),
+                _ => ("kms_internal", StatusCode::INTERNAL_SERVER_ERROR),
+            },
+        }
+    }
 }
 
 impl ApiError {
@@ -137,6 +213,7 @@ impl ApiError {
             Self::IssuerUnavailable(_) => ("issuer_unavailable", StatusCode::SERVICE_UNAVAILABLE),
             Self::Timeout(_) => ("timeout", StatusCode::SERVICE_UNAVAILABLE),
             Self::DatabaseUnavailable => ("database_unavailable", StatusCode::SERVICE_UNAVAILABLE),
+            Self::Kms(error) => error.code_and_status(),
             Self::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
     }

@@ -18,6 +18,8 @@ pub mod issuance;
 pub mod jobs;
 pub mod jwt;
 pub mod keys;
+pub mod kms_api;
+pub mod kms_policy;
 pub mod ocsp;
 pub mod policy;
 pub mod renewal;
@@ -29,7 +31,7 @@ pub mod tls;
 use std::future::Future;
 use std::sync::Arc;
 
-pub use error::{ApiError, ServerError};
+pub use error::{ApiError, KmsError, ServerError};
 pub use state::{AppState, Role};
 
 /// Whether the test failpoint `name` is set (environment `CARIMBO_TEST_FAILPOINT`).

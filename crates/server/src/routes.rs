@@ -20,7 +20,8 @@ use crate::issuance::{self, CertificateRequest, TokenRequest, random_id};
 use crate::revocation;
 use crate::state::{AppState, sha256};
 
-type SharedState = Arc<AppState>;
+/// The state every handler gets.
+pub(crate) type SharedState = Arc<AppState>;
 
 /// The HTTPS API.
 pub fn api_router(state: SharedState) -> Router {
@@ -40,6 +41,7 @@ pub fn api_router(state: SharedState) -> Router {
         .route("/ocsp/{*request}", get(ocsp_get))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .merge(crate::kms_api::router())
         .fallback(not_found)
         // Larger bodies are rejected by the extractor; handlers turn that rejection into
         // a problem+json 413.
@@ -132,7 +134,7 @@ async fn readyz(State(state): State<SharedState>) -> Response {
 }
 
 /// The body of a JSON request: content type checked, size limited, parsed.
-fn json_body<T: serde::de::DeserializeOwned>(
+pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
     limit: usize,
@@ -159,7 +161,7 @@ fn json_body<T: serde::de::DeserializeOwned>(
         .map_err(|e| ApiError::MalformedRequest(format!("invalid JSON body: {e}")))
 }
 
-fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Result<&str, ApiError> {
     headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -412,7 +414,11 @@ struct TokenBody {
 }
 
 /// Authenticates an administrator by API token (constant-time compare of hashes).
-fn admin<'a>(state: &'a AppState, headers: &HeaderMap, role: &str) -> Result<&'a str, ApiError> {
+pub(crate) fn admin<'a>(
+    state: &'a AppState,
+    headers: &HeaderMap,
+    role: &str,
+) -> Result<&'a str, ApiError> {
     let token = bearer(headers)?;
     let hash = sha256(token.as_bytes());
     let found = state.admins.iter().find(|a| {

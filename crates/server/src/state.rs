@@ -140,6 +140,8 @@ pub struct AppState {
     pub crls: Arc<CrlService>,
     /// This replica's leases of the scheduled jobs.
     pub leases: Arc<crate::jobs::JobLeases>,
+    /// The KMS API, when `[kms]` is configured.
+    pub kms: Option<crate::kms_api::KmsService>,
     /// Revocation settings.
     pub revocation: RevocationSection,
     /// What this process serves.
@@ -314,11 +316,18 @@ impl AppState {
             &audit_chain,
             config.jobs.lease_ttl.0,
         ));
+        let kms = match &config.kms {
+            Some(section) => {
+                Some(crate::kms_api::KmsService::build(loaded, section, Arc::clone(&store)).await?)
+            }
+            None => None,
+        };
         Ok(Self {
             keys: opener,
             ocsp,
             crls,
             leases,
+            kms,
             revocation,
             role: Role::All,
             issuers,
