@@ -423,7 +423,7 @@ fn default_token_lifetime() -> Span {
 pub struct AdminSection {
     /// Name, recorded in audit events.
     pub name: String,
-    /// `admin` or `auditor`.
+    /// `admin`, `auditor` or `kms-admin`.
     pub role: String,
     /// File holding the admin's API token (0600).
     pub token_file: PathBuf,
@@ -771,9 +771,9 @@ impl LoadedConfig {
             return Err(self.error("revocation.ocsp-live-signing-limit", "must be at least 1"));
         }
         for (index, admin) in config.admins.iter().enumerate() {
-            if !matches!(admin.role.as_str(), "admin" | "auditor") {
+            if !matches!(admin.role.as_str(), "admin" | "auditor" | "kms-admin") {
                 return Err(
-                    self.error(&format!("admins[{index}].role"), "must be admin or auditor")
+                    self.error(&format!("admins[{index}].role"), "must be admin, auditor or kms-admin")
                 );
             }
         }

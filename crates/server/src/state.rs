@@ -103,7 +103,7 @@ impl SerialSource for RandomSerials {
 pub struct Admin {
     /// Name.
     pub name: String,
-    /// `admin` or `auditor`.
+    /// `admin`, `auditor` or `kms-admin`.
     pub role: String,
     /// SHA-256 of the admin's API token.
     pub token_sha256: [u8; 32],
