@@ -656,3 +656,73 @@ fn a_bad_agent_config_is_refused_with_one_clear_line() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
 }
+
+#[test]
+fn the_agent_bootstraps_with_a_kubernetes_jwt_and_renews_a_workload_certificate() {
+    let Some(ca) = crate::server::test_ca() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let dir = dir.path();
+    let header = serde_json::json!({ "alg": "EdDSA", "typ": "JWT", "kid": "k1" });
+    let claims = crate::server::service_account_claims("payments", "api", 600);
+    std::fs::write(dir.join("jwt"), ca.jwt(&header, &claims)).unwrap();
+    let id = "spiffe://lab.example.com/ns/payments/sa/api";
+    let config = dir.join("agent.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[ca]\nurl = {url:?}\nbundle = {bundle:?}\n\
+             [certificate]\nprofile = \"workload\"\nsans = [\"uri:{id}\"]\nttl = \"1h\"\n\
+             [bootstrap]\njwt-file = \"jwt\"\nprovisioner = \"k8s\"\n\
+             [output]\ndirectory = \"svid\"\n[status]\nfile = \"status.json\"\n",
+            url = ca.url,
+            bundle = ca.bundle,
+        ),
+    )
+    .unwrap();
+    let output = agent_once(&config, &[]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out = dir.join("svid");
+    let version = current_version(&out).unwrap();
+    let (ok, text) = openssl(&[
+        "verify",
+        "-purpose",
+        "sslclient",
+        "-CAfile",
+        s(&version.join("ca-bundle.pem")),
+        "-untrusted",
+        s(&version.join("chain.pem")),
+        s(&version.join("cert.pem")),
+    ]);
+    assert!(ok, "{text}");
+    let (_, text) = openssl(&[
+        "x509",
+        "-in",
+        s(&version.join("cert.pem")),
+        "-noout",
+        "-ext",
+        "subjectAltName",
+    ]);
+    assert!(text.contains(&format!("URI:{id}")), "{text}");
+    let first = seen_now(&out).unwrap();
+    // Renewal by proof of possession: the JWT is not needed (a spent one stays put).
+    std::fs::write(dir.join("jwt"), "not a token").unwrap();
+    let output = agent_once(&config, &["--force"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("renewed:"));
+    let second = seen_now(&out).unwrap();
+    assert_ne!(second.serial, first.serial);
+    assert_eq!(status(dir)["renewals"], 1);
+    // The key stayed (no new-key-on-renewal) and the SVID names the same identity.
+    let key = |v: &Path| std::fs::read(v.join("key.pem")).unwrap();
+    assert_eq!(key(&version), key(&current_version(&out).unwrap()));
+}

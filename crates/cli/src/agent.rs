@@ -44,6 +44,9 @@ pub struct AgentArgs {
     /// With --once: renew even when the renewal point is not reached yet.
     #[arg(long, requires = "once")]
     force: bool,
+    /// Load and check the config, print a summary, and exit (reads no other file).
+    #[arg(long, conflicts_with = "once")]
+    check: bool,
 }
 
 /// Problem codes after which a renewal cannot succeed: bootstrap again.
@@ -130,9 +133,14 @@ struct Agent {
     plan: Option<(String, OffsetDateTime)>,
 }
 
-/// `carimbo agent --config FILE [--once [--force]]`.
+/// `carimbo agent --config FILE [--once [--force] | --check]`.
 pub async fn run(args: AgentArgs) -> Result<(), Error> {
     let config = AgentConfig::load(&args.config)?;
+    if args.check {
+        println!("{}", config.summary());
+        println!("{}: OK", args.config.display());
+        return Ok(());
+    }
     let mut agent = Agent {
         config,
         status: Status::default(),

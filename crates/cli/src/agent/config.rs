@@ -223,6 +223,37 @@ fn positive(span: Span, field: &str) -> Result<std::time::Duration, String> {
 }
 
 impl AgentConfig {
+    /// One line saying what the agent will do.
+    pub fn summary(&self) -> String {
+        let names: Vec<String> = self.sans.iter().map(ToString::to_string).collect();
+        let bootstrap = match &self.bootstrap {
+            Bootstrap::TokenFile(path) => format!("token file {}", path.display()),
+            Bootstrap::JwtFile { path, .. } => format!("JWT file {}", path.display()),
+        };
+        let reload = match &self.reload {
+            None => "no reload action".to_owned(),
+            Some(Reload::Signal { pid_file, signal }) => {
+                format!("SIG{signal} to the process in {}", pid_file.display())
+            }
+            Some(Reload::Command { argv, .. }) => format!("reload command {}", argv.join(" ")),
+        };
+        format!(
+            "{} certificate for {} ({}{}) from {}, bootstrap with {bootstrap}; renewal at {:.0}% of the lifetime (up to {:.0}% earlier by jitter); published under {}; {reload}",
+            self.profile,
+            names.join(", "),
+            self.key_type,
+            if self.new_key_on_renewal {
+                ", new key at each renewal"
+            } else {
+                ""
+            },
+            self.ca_url,
+            self.renew_at * 100.0,
+            self.jitter * 100.0,
+            self.directory.join("current").display(),
+        )
+    }
+
     /// Loads and checks `path`; every error names the file and the field.
     pub fn load(path: &Path) -> Result<Self, String> {
         let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
