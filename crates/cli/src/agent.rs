@@ -49,12 +49,13 @@ pub struct AgentArgs {
     check: bool,
 }
 
-/// Problem codes after which a renewal cannot succeed: bootstrap again.
+/// Problem codes after which a renewal cannot succeed: bootstrap again. (`bad_proof`
+/// is not one: a clock too far from the CA's also gives it, and is fixed in time; a
+/// certificate the CA does not know is retried until it expires.)
 const BOOTSTRAP_AGAIN: &[&str] = &[
     "certificate_expired",
     "certificate_revoked",
     "lineage_expired",
-    "bad_proof",
 ];
 
 /// What is to be done with the current certificate.
