@@ -400,8 +400,10 @@ echo "$CARIMBO_AGENT_SERIAL" >> reloads.log
         !log_text.contains("PRIVATE KEY"),
         "the key must never be logged"
     );
-    let status = status(dir);
-    assert_eq!(status["serial"], seen[3].serial.as_str(), "{status}");
+    let status = wait_for(Duration::from_secs(5), "the status", || {
+        let status = status(dir);
+        (status["serial"] == seen[3].serial.as_str()).then_some(status)
+    });
     assert_eq!(status["renewals"], 3, "{status}");
     assert!(status["next_renewal"].is_string(), "{status}");
     eprintln!("agent renewal test: {:?}", started.elapsed());
@@ -430,7 +432,7 @@ fn the_agent_retries_while_the_ca_is_down_and_bootstraps_again_after_expiry() {
         dir,
         &ca,
         san,
-        "ttl = \"20s\"",
+        "ttl = \"30s\"",
         "[renewal]\nrenew-at = 0.5\njitter = 0.0\nretry-initial = \"1s\"\nretry-max = \"4s\"\n\
          [reload]\npid-file = \"workload.pid\"\nsignal = \"HUP\"\n",
     );
@@ -443,10 +445,10 @@ fn the_agent_retries_while_the_ca_is_down_and_bootstraps_again_after_expiry() {
     // The next bootstrap credential waits in the file (read at each use).
     write_token(dir, &spare_token);
 
-    // Outage 1, longer than the renewal interval (10 s): the agent retries with backoff
+    // Outage 1, longer than the renewal interval (15 s): the agent retries with backoff
     // and renews as soon as the CA is back, before its certificate ends.
     ca.stop();
-    let renew_point = first.not_before + BACKDATE + 10;
+    let renew_point = first.not_before + BACKDATE + 15;
     wait_for(Duration::from_secs(30), "failed renewal attempts", || {
         let status = status(dir);
         (status["state"] == "retrying"
@@ -454,7 +456,7 @@ fn the_agent_retries_while_the_ca_is_down_and_bootstraps_again_after_expiry() {
             && status["last_error"].as_str()?.contains("cannot reach"))
         .then_some(())
     });
-    while unix_now() < renew_point + 4 {
+    while unix_now() < renew_point + 5 {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(seen_now(&out).unwrap().serial, first.serial);
@@ -469,7 +471,10 @@ fn the_agent_retries_while_the_ca_is_down_and_bootstraps_again_after_expiry() {
     let caught_up = back.elapsed();
     let margin = first.not_after - unix_now();
     assert!(margin > 0, "renewed only after the certificate expired");
-    let after_outage = status(dir);
+    let after_outage = wait_for(Duration::from_secs(5), "the status", || {
+        let status = status(dir);
+        (status["serial"] == second.serial.as_str()).then_some(status)
+    });
     assert_eq!(after_outage["renewals"], 1, "{after_outage}");
     assert_eq!(after_outage["bootstraps"], 1, "{after_outage}");
 

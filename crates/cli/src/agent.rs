@@ -260,8 +260,13 @@ impl Agent {
         Ok((credential, provisioner))
     }
 
-    /// One attempt: gets a certificate (bootstrap or renewal), publishes it, reloads.
-    async fn attempt(&mut self, current: Option<&Current>, due: &Due) -> Result<Meta, Failure> {
+    /// One attempt: gets a certificate (bootstrap or renewal) and publishes it; returns
+    /// its record and the version directory.
+    async fn attempt(
+        &mut self,
+        current: Option<&Current>,
+        due: &Due,
+    ) -> Result<(Meta, PathBuf), Failure> {
         let config = &self.config;
         let client = client::ca_client(&config.ca_bundle)?;
         // The trust bundle first: nothing is spent (a single-use token) if the CA
@@ -347,8 +352,7 @@ impl Agent {
         let meta = release.meta;
         let point = self.renewal_point(&meta);
         self.record_current(&meta, &version, point);
-        self.reload(&version, &meta).await;
-        Ok(meta)
+        Ok((meta, version))
     }
 
     /// Tells the workload; a failure is logged and recorded, the new files stay.
@@ -426,7 +430,7 @@ impl Agent {
             Due::Renew => {
                 self.status.state = "renewing";
                 tracing::info!(
-                    serial = current.map_or("", |c| c.meta.serial.as_str()),
+                    serial = %current.map_or("", |c| c.meta.serial.as_str()),
                     "renewing by proof of possession"
                 );
             }
@@ -443,7 +447,7 @@ impl Agent {
         let result = self.attempt(current, due).await;
         let now = OffsetDateTime::now_utc();
         match &result {
-            Ok(meta) => {
+            Ok((meta, _)) => {
                 self.status.state = "valid";
                 self.status.consecutive_failures = 0;
                 self.status.next_retry = None;
@@ -483,7 +487,16 @@ impl Agent {
             }
         }
         self.write_status();
-        result
+        // Published: now the workload may reload (a command may take a while: the
+        // status above already names the new certificate).
+        match result {
+            Ok((meta, version)) => {
+                self.reload(&version, &meta).await;
+                self.write_status();
+                Ok(meta)
+            }
+            Err(failure) => Err(failure),
+        }
     }
 
     /// The delay before retry number `failures` (1, 2, …): exponential, capped, with
