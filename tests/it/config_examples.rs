@@ -49,6 +49,28 @@ fn load(relative: &str, path: &Path) -> bool {
             }
             true
         }
+        "agent.toml" => {
+            // The agent's parser lives in the binary: `carimbo agent --check` runs it.
+            let output = std::process::Command::new(carimbo_tests::carimbo_binary())
+                .args(["agent", "--check", "--config"])
+                .arg(path)
+                .output()
+                .unwrap();
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            assert!(
+                stdout.contains("server certificate for dns:app.example.com")
+                    && stdout.contains("renewal at 67% of the lifetime")
+                    && stdout.contains("SIGHUP to the process in /run/nginx.pid")
+                    && stdout.contains("/run/carimbo/app/current"),
+                "{stdout}"
+            );
+            true
+        }
         "ceremony/credentials.example.toml" => {
             let credentials = Credentials::load(path).unwrap();
             assert_eq!(

@@ -1523,7 +1523,7 @@ fn intents_left_pending_by_a_crash_are_reconciled_at_start() {
 
 impl TestCa {
     /// A JWT signed by the test cluster's key, with `header` and `claims`.
-    fn jwt(&self, header: &Value, claims: &Value) -> String {
+    pub(crate) fn jwt(&self, header: &Value, claims: &Value) -> String {
         use base64::Engine;
         use rcgen::SigningKey;
         let encode =
@@ -1537,7 +1537,7 @@ impl TestCa {
     }
 }
 
-fn service_account_claims(namespace: &str, account: &str, exp_offset: i64) -> Value {
+pub(crate) fn service_account_claims(namespace: &str, account: &str, exp_offset: i64) -> Value {
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     json!({
         "iss": "https://kubernetes.default.svc",

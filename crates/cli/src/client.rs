@@ -1,5 +1,6 @@
-//! `carimbo issue` and `carimbo token create`: clients of the HTTPS API. Keys are made
-//! here and never sent; outputs are written atomically, keys 0600.
+//! `carimbo issue`, `renew`, `revoke`, `token create` and `admin revoke`: clients of the
+//! HTTPS API, and the requests they share with `carimbo agent`. Keys are made here and
+//! never sent; outputs are written atomically, keys 0600.
 
 use std::path::{Path, PathBuf};
 
@@ -72,47 +73,103 @@ pub struct TokenCreateArgs {
 }
 
 fn http_client(args: &CaArgs) -> Result<reqwest::Client, Box<dyn std::error::Error + Send + Sync>> {
-    let bundle =
-        std::fs::read(&args.ca_bundle).map_err(|e| format!("{}: {e}", args.ca_bundle.display()))?;
-    let roots = reqwest::Certificate::from_pem_bundle(&bundle)
-        .map_err(|e| format!("{}: {e}", args.ca_bundle.display()))?;
+    ca_client(&args.ca_bundle)
+}
+
+/// An HTTPS client that trusts only the roots in the PEM file `bundle`.
+pub(crate) fn ca_client(
+    bundle: &Path,
+) -> Result<reqwest::Client, Box<dyn std::error::Error + Send + Sync>> {
+    let pem = std::fs::read(bundle).map_err(|e| format!("{}: {e}", bundle.display()))?;
+    let roots = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| format!("{}: {e}", bundle.display()))?;
     Ok(reqwest::Client::builder()
         .tls_certs_only(roots)
+        .connect_timeout(std::time::Duration::from_secs(10))
         .timeout(std::time::Duration::from_secs(30))
         .build()?)
 }
 
-/// Turns an error response (problem+json) into one line.
-async fn problem(response: reqwest::Response) -> Box<dyn std::error::Error + Send + Sync> {
-    let status = response.status();
-    match response.json::<Value>().await {
-        Ok(body) => format!(
-            "the CA refused ({status}, {}): {}",
-            body["code"].as_str().unwrap_or("?"),
-            body["detail"].as_str().unwrap_or("")
-        )
-        .into(),
-        Err(_) => format!("the CA answered {status}").into(),
+/// Why a request to the CA failed.
+#[derive(Debug)]
+pub(crate) enum CaError {
+    /// No answer: connection refused, TLS failure, timeout, a cut connection.
+    Unreachable(String),
+    /// The CA answered with an error status (and, usually, a problem document).
+    Refused {
+        /// HTTP status.
+        status: reqwest::StatusCode,
+        /// The problem's stable code, when the CA sent one.
+        code: Option<String>,
+        /// The problem's detail.
+        detail: String,
+    },
+    /// The CA answered 2xx with a body that is not the JSON expected.
+    BadAnswer(String),
+}
+
+impl CaError {
+    /// The problem code of a refusal.
+    pub(crate) fn code(&self) -> Option<&str> {
+        match self {
+            Self::Refused { code, .. } => code.as_deref(),
+            _ => None,
+        }
     }
 }
 
-/// An error and its sources on one line.
+impl std::fmt::Display for CaError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unreachable(why) | Self::BadAnswer(why) => f.write_str(why),
+            Self::Refused {
+                status,
+                code: Some(code),
+                detail,
+            } => write!(f, "the CA refused ({status}, {code}): {detail}"),
+            Self::Refused {
+                status, code: None, ..
+            } => write!(f, "the CA answered {status}"),
+        }
+    }
+}
+
+impl std::error::Error for CaError {}
+
+/// Turns an error response (problem+json) into a [`CaError::Refused`].
+async fn problem(response: reqwest::Response) -> CaError {
+    let status = response.status();
+    match response.json::<Value>().await {
+        Ok(body) => CaError::Refused {
+            status,
+            code: Some(body["code"].as_str().unwrap_or("?").to_owned()),
+            detail: body["detail"].as_str().unwrap_or("").to_owned(),
+        },
+        Err(_) => CaError::Refused {
+            status,
+            code: None,
+            detail: String::new(),
+        },
+    }
+}
+
 /// Sends `request` to `url`; returns the JSON body of a 2xx answer, else the CA's
 /// problem (or why it could not be reached) as the error.
-async fn send_json(
-    request: reqwest::RequestBuilder,
-    url: &str,
-) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+async fn send_json(request: reqwest::RequestBuilder, url: &str) -> Result<Value, CaError> {
     let response = request
         .send()
         .await
-        .map_err(|e| format!("cannot reach {url}: {}", error_chain(&e)))?;
+        .map_err(|e| CaError::Unreachable(format!("cannot reach {url}: {}", error_chain(&e))))?;
     if !response.status().is_success() {
         return Err(problem(response).await);
     }
-    Ok(response.json().await?)
+    response
+        .json()
+        .await
+        .map_err(|e| CaError::BadAnswer(format!("{url}: unreadable answer: {}", error_chain(&e))))
 }
 
+/// An error and its sources on one line.
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
@@ -122,6 +179,103 @@ fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// `url` with the path `path` (no doubled slash).
+fn endpoint(ca: &str, path: &str) -> String {
+    format!("{}{path}", ca.trim_end_matches('/'))
+}
+
+/// A new key pair of `key_type`: `ecdsa-p256`, `ecdsa-p384` or `ed25519`.
+pub(crate) fn generate_key(
+    key_type: &str,
+) -> Result<rcgen::KeyPair, Box<dyn std::error::Error + Send + Sync>> {
+    let algorithm = match key_type {
+        "ecdsa-p256" => &rcgen::PKCS_ECDSA_P256_SHA256,
+        "ecdsa-p384" => &rcgen::PKCS_ECDSA_P384_SHA384,
+        "ed25519" => &rcgen::PKCS_ED25519,
+        other => {
+            return Err(format!("unknown key type {other:?} ({})", KEY_TYPES.join(", ")).into());
+        }
+    };
+    Ok(rcgen::KeyPair::generate_for(algorithm)?)
+}
+
+/// The key types [`generate_key`] knows.
+pub(crate) const KEY_TYPES: &[&str] = &["ecdsa-p256", "ecdsa-p384", "ed25519"];
+
+/// `POST /v1/certificates` with a bootstrap credential (a one-time token or a JWT):
+/// the CA's JSON answer.
+pub(crate) async fn request_certificate(
+    client: &reqwest::Client,
+    ca: &str,
+    credential: &str,
+    csr: &str,
+    profile: &str,
+    ttl: Option<&str>,
+    provisioner: Option<&str>,
+) -> Result<Value, CaError> {
+    let mut body = json!({ "csr": csr, "profile": profile });
+    if let Some(ttl) = ttl {
+        body["ttl"] = json!(ttl);
+    }
+    if let Some(provisioner) = provisioner {
+        body["provisioner"] = json!(provisioner);
+    }
+    let url = endpoint(ca, "/v1/certificates");
+    send_json(client.post(&url).bearer_auth(credential).json(&body), &url).await
+}
+
+/// `POST /v1/certificates/renew`: asks for a certificate for `csr`, proving possession
+/// of `current_key`, the key of `certificate_pem` (one certificate). The CA's JSON
+/// answer.
+pub(crate) async fn request_renewal(
+    client: &reqwest::Client,
+    ca: &str,
+    certificate_pem: &str,
+    current_key: &rcgen::KeyPair,
+    csr: &str,
+    ttl: Option<&str>,
+) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+    use base64::Engine;
+    use rcgen::SigningKey;
+    let mut body = json!({
+        "certificate": certificate_pem,
+        "csr": csr,
+        "timestamp": time::OffsetDateTime::now_utc().unix_timestamp(),
+    });
+    if let Some(ttl) = ttl {
+        body["ttl"] = json!(ttl);
+    }
+    let body = serde_json::to_vec(&body)?;
+    let signature = current_key.sign(&carimbo_server::renewal::proof_message(&body))?;
+    let proof = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature);
+    let url = endpoint(ca, "/v1/certificates/renew");
+    Ok(send_json(
+        client
+            .post(&url)
+            .header("authorization", format!("Carimbo-PoP {proof}"))
+            .header("content-type", "application/json")
+            .body(body),
+        &url,
+    )
+    .await?)
+}
+
+/// `GET /v1/ca/chain`: the PEM bundle of every issuer's roots and intermediates.
+pub(crate) async fn fetch_ca_chain(client: &reqwest::Client, ca: &str) -> Result<String, CaError> {
+    let url = endpoint(ca, "/v1/ca/chain");
+    let response =
+        client.get(&url).send().await.map_err(|e| {
+            CaError::Unreachable(format!("cannot reach {url}: {}", error_chain(&e)))
+        })?;
+    if !response.status().is_success() {
+        return Err(problem(response).await);
+    }
+    response
+        .text()
+        .await
+        .map_err(|e| CaError::BadAnswer(format!("{url}: unreadable answer: {}", error_chain(&e))))
 }
 
 fn secret_argument(value: &str) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
@@ -168,26 +322,20 @@ fn write_outputs(dir: &Path, key_pem: &str, response: &Value) -> CliResult {
 
 /// `carimbo issue`.
 pub async fn issue(args: IssueArgs) -> CliResult {
-    let algorithm = match args.key_type.as_str() {
-        "ecdsa-p256" => &rcgen::PKCS_ECDSA_P256_SHA256,
-        "ecdsa-p384" => &rcgen::PKCS_ECDSA_P384_SHA384,
-        "ed25519" => &rcgen::PKCS_ED25519,
-        other => {
-            return Err(
-                format!("unknown key type {other:?} (ecdsa-p256, ecdsa-p384, ed25519)").into(),
-            );
-        }
-    };
-    let key = rcgen::KeyPair::generate_for(algorithm)?;
+    let key = generate_key(&args.key_type)?;
     let csr = carimbo_server::tls::csr_pem(&key, &args.sans)?;
     let token = secret_argument(&args.token)?;
     let client = http_client(&args.ca)?;
-    let mut body = json!({ "csr": csr, "profile": args.profile });
-    if let Some(ttl) = &args.ttl {
-        body["ttl"] = json!(ttl);
-    }
-    let url = format!("{}/v1/certificates", args.ca.ca.trim_end_matches('/'));
-    let issued = send_json(client.post(&url).bearer_auth(token).json(&body), &url).await?;
+    let issued = request_certificate(
+        &client,
+        &args.ca.ca,
+        &token,
+        &csr,
+        &args.profile,
+        args.ttl.as_deref(),
+        None,
+    )
+    .await?;
     write_outputs(&args.out, &key.serialize_pem(), &issued)?;
     println!(
         "issued {} certificate {} until {} into {}",
@@ -212,7 +360,7 @@ pub async fn token_create(args: TokenCreateArgs) -> CliResult {
     if let Some(ttl) = &args.cert_ttl {
         body["ttl"] = json!(ttl);
     }
-    let url = format!("{}/v1/admin/tokens", args.ca.ca.trim_end_matches('/'));
+    let url = endpoint(&args.ca.ca, "/v1/admin/tokens");
     let created = send_json(client.post(&url).bearer_auth(admin).json(&body), &url).await?;
     println!("{}", created["token"].as_str().unwrap_or_default());
     eprintln!(
@@ -245,7 +393,7 @@ pub struct RenewArgs {
 }
 
 /// The SANs of a certificate.
-fn certificate_sans(
+pub(crate) fn certificate_sans(
     der: &[u8],
 ) -> Result<Vec<SubjectAltName>, Box<dyn std::error::Error + Send + Sync>> {
     use x509_parser::extensions::GeneralName;
@@ -273,8 +421,6 @@ fn certificate_sans(
 
 /// `carimbo renew`: proves possession of the current key and gets a new certificate.
 pub async fn renew(args: RenewArgs) -> CliResult {
-    use base64::Engine;
-    use rcgen::SigningKey;
     let certificate_pem =
         std::fs::read_to_string(&args.cert).map_err(|e| format!("{}: {e}", args.cert.display()))?;
     let der = carimbo_pki::pem_decode(&certificate_pem, "CERTIFICATE")?;
@@ -290,26 +436,14 @@ pub async fn renew(args: RenewArgs) -> CliResult {
         rcgen::KeyPair::from_pem(&key_pem)?
     };
     let csr = carimbo_server::tls::csr_pem(&next, &sans)?;
-    let mut body = json!({
-        "certificate": first_pem,
-        "csr": csr,
-        "timestamp": time::OffsetDateTime::now_utc().unix_timestamp(),
-    });
-    if let Some(ttl) = &args.ttl {
-        body["ttl"] = json!(ttl);
-    }
-    let body = serde_json::to_vec(&body)?;
-    let signature = current.sign(&carimbo_server::renewal::proof_message(&body))?;
-    let proof = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(signature);
     let client = http_client(&args.ca)?;
-    let url = format!("{}/v1/certificates/renew", args.ca.ca.trim_end_matches('/'));
-    let renewed = send_json(
-        client
-            .post(&url)
-            .header("authorization", format!("Carimbo-PoP {proof}"))
-            .header("content-type", "application/json")
-            .body(body),
-        &url,
+    let renewed = request_renewal(
+        &client,
+        &args.ca.ca,
+        &first_pem,
+        &current,
+        &csr,
+        args.ttl.as_deref(),
     )
     .await?;
     write_outputs(&args.out, &next.serialize_pem(), &renewed)?;
@@ -378,10 +512,7 @@ pub async fn revoke(args: RevokeArgs) -> CliResult {
         (None, Some(serial)) => serial.to_ascii_lowercase().replace(':', ""),
         (None, None) => return Err("give --cert or --serial".into()),
     };
-    let url = format!(
-        "{}/v1/certificates/{serial}/revoke",
-        args.ca.ca.trim_end_matches('/')
-    );
+    let url = endpoint(&args.ca.ca, &format!("/v1/certificates/{serial}/revoke"));
     let client = http_client(&args.ca)?;
     let request = match (&args.key, &args.admin_token_file) {
         (Some(key_path), None) => {
@@ -464,7 +595,7 @@ pub async fn bulk_revoke(args: BulkRevokeArgs) -> CliResult {
     }
     let admin = secret_argument(&format!("@{}", args.admin_token_file.display()))?;
     let client = http_client(&args.ca)?;
-    let url = format!("{}/v1/admin/revocations", args.ca.ca.trim_end_matches('/'));
+    let url = endpoint(&args.ca.ca, "/v1/admin/revocations");
     let mut body = json!({ "where": filter, "reason": args.reason, "dry_run": !args.execute });
     if let Some(expect) = args.expect {
         body["expect"] = json!(expect);

@@ -1,10 +1,12 @@
 //! `carimbo` — the one binary Carimbo users run.
 //!
 //! It runs the issuing service (`serve`, `dev`, `configtest`), talks to it (`issue`,
-//! `renew`, `revoke`, `token create`, `admin revoke`), and manages keys on a local keyring (`kms …`).
+//! `renew`, `revoke`, `token create`, `admin revoke`), keeps a workload's certificate
+//! fresh (`agent`), and manages keys on a local keyring (`kms …`).
 //! Every failure prints one line `error: …` and exits non-zero; no command leaves a
 //! partial output file behind.
 
+mod agent;
 mod client;
 mod kms;
 mod local_keyring;
@@ -34,6 +36,9 @@ enum Command {
     Issue(client::IssueArgs),
     /// Renew a certificate by proving possession of its key.
     Renew(client::RenewArgs),
+    /// Keep a workload's key and certificate fresh: bootstrap, renew before 80% of the
+    /// lifetime, publish atomically, tell the workload to reload.
+    Agent(agent::AgentArgs),
     /// Revoke a certificate, as its holder (proof of possession) or an administrator.
     Revoke(client::RevokeArgs),
     /// Administration of a running service.
@@ -85,10 +90,16 @@ fn main() -> ExitCode {
         }
     };
     // Logs to standard error; RUST_LOG sets the filter (default: warnings, without
-    // cryptoki's complaints about mechanism numbers it has no name for), and
-    // CARIMBO_LOG_FORMAT=json switches to JSON lines.
+    // cryptoki's complaints about mechanism numbers it has no name for; the agent's own
+    // events too, as its log is its record), and CARIMBO_LOG_FORMAT=json switches to
+    // JSON lines.
+    let default_filter = if matches!(cli.command, Command::Agent(_)) {
+        "warn,cryptoki=off,carimbo::agent=info"
+    } else {
+        "warn,cryptoki=off"
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,cryptoki=off"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -117,6 +128,7 @@ fn main() -> ExitCode {
             Command::Issue(args) => client::issue(args).await,
             Command::Renew(args) => client::renew(args).await,
             Command::Revoke(args) => client::revoke(args).await,
+            Command::Agent(args) => agent::run(args).await,
             Command::Admin(AdminCommand::Revoke(args)) => client::bulk_revoke(args).await,
             Command::Token(TokenCommand::Create(args)) => client::token_create(args).await,
             Command::Audit(AuditCommand::Verify(args)) => service::audit_verify(args).await,

@@ -131,7 +131,7 @@ async fn build(
 
 /// Completes on SIGINT or SIGTERM (what systemd and container runtimes send): the
 /// listeners stop accepting and requests in flight finish.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let terminate = async {
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(mut signal) => {
