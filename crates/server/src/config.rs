@@ -772,9 +772,10 @@ impl LoadedConfig {
         }
         for (index, admin) in config.admins.iter().enumerate() {
             if !matches!(admin.role.as_str(), "admin" | "auditor" | "kms-admin") {
-                return Err(
-                    self.error(&format!("admins[{index}].role"), "must be admin, auditor or kms-admin")
-                );
+                return Err(self.error(
+                    &format!("admins[{index}].role"),
+                    "must be admin, auditor or kms-admin",
+                ));
             }
         }
         Ok(())
