@@ -91,6 +91,12 @@ pub(crate) fn start_ca() -> Option<TestCa> {
         .unwrap();
         let admin_token = format!("cat_{}", random_hex(32));
         write_private(&dir.join("admin.token"), admin_token.as_bytes());
+        for name in ["kms-admin", "kms-payments", "kms-ci", "kms-everything"] {
+            write_private(
+                &dir.join(format!("{name}.token")),
+                format!("{name}-{}", random_hex(16)).as_bytes(),
+            );
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -173,12 +179,44 @@ crl-directory = "crl-out"
 name = "alice"
 role = "admin"
 token-file = "admin.token"
+[[admins]]
+name = "kim"
+role = "kms-admin"
+token-file = "kms-admin.token"
+[kms]
+provider = "pkcs11"
+pkcs11-config = {kms_token:?}
+max-batch = 10
+[[kms.clients]]
+name = "payments"
+token-file = "kms-payments.token"
+[[kms.clients]]
+name = "ci"
+token-file = "kms-ci.token"
+[[kms.clients]]
+name = "everything"
+token-file = "kms-everything.token"
+[[kms.rules]]
+identities = ["client:payments"]
+keys = ["envelope-data/test/payments-*"]
+operations = ["encrypt", "decrypt", "datakey", "rewrap"]
+purposes = ["envelope"]
+context = {{ tenant = "acme" }}
+[[kms.rules]]
+identities = ["spiffe://lab.example.com/ns/ml/**"]
+keys = ["model-sign/test/*"]
+operations = ["sign", "verify"]
+[[kms.rules]]
+identities = ["client:everything"]
+keys = ["**"]
+operations = ["encrypt", "decrypt", "datakey", "rewrap", "sign", "verify", "hmac", "verify-hmac"]
 "#,
                 server = ceremony("int-server.pem"),
                 workload = ceremony("int-workload.pem"),
                 root = ceremony("root.pem"),
                 server_key = ceremony("int-server.key.toml"),
                 workload_key = ceremony("int-workload.key.toml"),
+                kms_token = token.config_file,
             ),
         )
         .unwrap();

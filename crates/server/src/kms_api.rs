@@ -816,7 +816,23 @@ async fn single(
     let client = client.map(|c| c.0);
     let identity =
         caller_identity(&state, kms, &headers, client.as_ref(), operation.as_str()).await?;
-    let value: Value = json_body(&headers, body, state.max_body_bytes)?;
+    let value: Value = match json_body(&headers, body, state.max_body_bytes) {
+        Ok(value) => value,
+        Err(error) => {
+            audit(
+                &state,
+                &identity,
+                operation,
+                None,
+                None,
+                None,
+                "not-decided",
+                &Err(&error),
+            )
+            .await?;
+            return Err(error);
+        }
+    };
     let reply = run_item(&state, kms, &identity, operation, value, &request_id()).await?;
     Ok(axum::Json(reply).into_response())
 }
@@ -839,10 +855,38 @@ async fn batch(
     let kms = kms(&state)?;
     let client = client.map(|c| c.0);
     let identity = caller_identity(&state, kms, &headers, client.as_ref(), "batch").await?;
-    let operation: KmsOperation = operation
-        .parse()
-        .map_err(|e: String| ApiError::NotFound(e))?;
-    let body: BatchBody = json_body(&headers, body, state.max_body_bytes)?;
+    let operation: KmsOperation = match operation.parse() {
+        Ok(operation) => operation,
+        Err(why) => {
+            let error = ApiError::NotFound(why);
+            state
+                .audit(json!({
+                    "type": "kms.refused",
+                    "identity": identity,
+                    "operation": "batch",
+                    "reason": error.to_string(),
+                }))
+                .await?;
+            return Err(error);
+        }
+    };
+    let body: BatchBody = match json_body(&headers, body, state.max_body_bytes) {
+        Ok(body) => body,
+        Err(error) => {
+            audit(
+                &state,
+                &identity,
+                operation,
+                None,
+                None,
+                None,
+                "not-decided",
+                &Err(&error),
+            )
+            .await?;
+            return Err(error);
+        }
+    };
     if body.items.len() > kms.max_batch {
         let error = ApiError::Kms(KmsError::BatchTooLarge(kms.max_batch));
         audit(

@@ -728,9 +728,15 @@ impl OcspService {
         now: OffsetDateTime,
     ) -> Result<Responder, ServerError> {
         let stamp = now.unix_timestamp();
+        // A random part too: replicas sharing one token may make a responder for the
+        // same issuer in the same second, and two keys must not share a label.
+        let mut unique = [0u8; 4];
+        aws_lc_rs::rand::fill(&mut unique)
+            .map_err(|_| ServerError::Keys("random failed".into()))?;
         let name = KeyName::new(&format!(
-            "sign/ocsp/{}-{stamp}",
-            issuer.name.to_ascii_lowercase().replace('_', "-")
+            "sign/ocsp/{}-{stamp}-{}",
+            issuer.name.to_ascii_lowercase().replace('_', "-"),
+            hex::encode(unique)
         ))
         .map_err(|e| ServerError::Keys(e.to_string()))?;
         let (reference, key) = state
