@@ -97,6 +97,7 @@ macro_rules! conformance_tests {
             a_lease_is_held_by_one_holder_renewed_and_taken_over_with_a_new_fence,
             writes_under_a_stale_fence_are_refused_and_change_nothing,
             kms_grants_are_live_in_their_window_until_revoked,
+            inventory_rows_move_once_under_their_fence,
         );
         $crate::conformance::conformance_tests!(@multi $fixture;
             concurrent_consumers_of_one_token_have_one_winner,

@@ -113,9 +113,9 @@ pub mod audit;
 pub use error::StoreError;
 pub use model::{
     BootstrapToken, CertificateFilter, CertificateRecord, CertificateStatus, CrlHead,
-    DueOcspResponse, Fence, IssuanceIntent, JobLease, KmsGrant, Lineage, OcspCertStatus,
-    OcspResponderRecord, RevocationLogEntry, RevocationOutcome, RevokedEntry, StoredAuditEvent,
-    StoredCrl, StoredOcspResponse, crl_scope, split_crl_scope,
+    DueOcspResponse, Fence, InventoryCount, InventoryRow, IssuanceIntent, JobLease, KmsGrant,
+    KmsJob, Lineage, OcspCertStatus, OcspResponderRecord, RevocationLogEntry, RevocationOutcome,
+    RevokedEntry, StoredAuditEvent, StoredCrl, StoredOcspResponse, crl_scope, split_crl_scope,
 };
 /// A throwaway PostgreSQL server for tests (feature `test-support`).
 #[cfg(any(test, feature = "test-support"))]
@@ -123,6 +123,6 @@ pub use postgres::testing as postgres_testing;
 pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use traits::{
-    AuditStore, CertificateStore, JobLeaseStore, KmsGrantStore, LineageStore, RevocationStore,
-    Store, TokenStore,
+    AuditStore, CertificateStore, JobLeaseStore, KmsGrantStore, KmsInventoryStore, LineageStore,
+    RevocationStore, Store, TokenStore,
 };

@@ -454,3 +454,71 @@ pub struct KmsGrant {
     /// When it was revoked, if it was.
     pub revoked_at: Option<OffsetDateTime>,
 }
+
+/// A wrapped data key the KMS knows about: made by its own `datakey`/`encrypt` with an
+/// inventory id, or imported from an application's sidecar. The rewrap job moves rows
+/// from old key versions (and providers) to the key's primary version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InventoryRow {
+    /// The object's id, chosen by the application (1–200 bytes).
+    pub id: String,
+    /// The KEK's name.
+    pub key_name: String,
+    /// The KEK version that wrapped it.
+    pub key_version: u32,
+    /// The provider holding that version (`file`, `pkcs11`, `aws`).
+    pub provider: String,
+    /// The envelope headers (data header and wrap block): the wrapped data key.
+    pub wrapped_key: Vec<u8>,
+    /// The encryption context, as a JSON object of strings (associated data, not
+    /// secret).
+    pub context: String,
+    /// Failed rewrap attempts since the last success.
+    pub attempts: u32,
+    /// The last rewrap error, if any.
+    pub last_error: Option<String>,
+    /// Set aside after too many failures (dead letter); the job skips it.
+    pub dead: bool,
+    /// Last change.
+    pub updated_at: OffsetDateTime,
+}
+
+/// How many inventory rows sit under one key version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InventoryCount {
+    /// KEK name.
+    pub key_name: String,
+    /// KEK version.
+    pub key_version: u32,
+    /// Provider of that version.
+    pub provider: String,
+    /// Rows still usable by the job.
+    pub live: u64,
+    /// Rows in the dead letter.
+    pub dead: u64,
+}
+
+/// A rewrap (migration) job: its progress, kept so that it can be resumed and watched.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KmsJob {
+    /// Id (lowercase hex).
+    pub id: String,
+    /// The KEK whose rows are rewrapped.
+    pub key_name: String,
+    /// The version rows are moved to.
+    pub target_version: u32,
+    /// Its provider.
+    pub target_provider: String,
+    /// `running`, `done` or `failed`.
+    pub state: String,
+    /// Rows to move when the job started (or resumed).
+    pub total: u64,
+    /// Rows moved.
+    pub done: u64,
+    /// Rows set aside in the dead letter.
+    pub dead: u64,
+    /// Start.
+    pub started_at: OffsetDateTime,
+    /// Last progress.
+    pub updated_at: OffsetDateTime,
+}

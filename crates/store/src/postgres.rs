@@ -53,6 +53,7 @@ use crate::{
 };
 
 mod grants;
+mod inventory;
 mod leases;
 mod revocation;
 
@@ -95,6 +96,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         6,
         "kms grants",
         include_str!("../../../migrations/postgres/0006_kms_grants.sql"),
+    ),
+    (
+        7,
+        "kms inventory",
+        include_str!("../../../migrations/postgres/0007_kms_inventory.sql"),
     ),
 ];
 

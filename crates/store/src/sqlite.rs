@@ -63,6 +63,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "kms grants",
         include_str!("../../../migrations/sqlite/0006_kms_grants.sql"),
     ),
+    (
+        7,
+        "kms inventory",
+        include_str!("../../../migrations/sqlite/0007_kms_inventory.sql"),
+    ),
 ];
 
 /// How long an operation waits for a pooled connection (writes queue for the single
@@ -746,6 +751,7 @@ impl AuditStore for SqliteStore {
 }
 
 mod grants;
+mod inventory;
 mod leases;
 mod revocation;
 

@@ -8,8 +8,9 @@ use time::OffsetDateTime;
 
 use crate::{
     BootstrapToken, CertificateFilter, CertificateRecord, CrlHead, DueOcspResponse, Fence,
-    IssuanceIntent, JobLease, KmsGrant, Lineage, OcspResponderRecord, RevocationLogEntry,
-    RevocationOutcome, RevokedEntry, StoreError, StoredAuditEvent, StoredCrl, StoredOcspResponse,
+    InventoryCount, InventoryRow, IssuanceIntent, JobLease, KmsGrant, KmsJob, Lineage,
+    OcspResponderRecord, RevocationLogEntry, RevocationOutcome, RevokedEntry, StoreError,
+    StoredAuditEvent, StoredCrl, StoredOcspResponse,
 };
 
 /// Certificates through issuance: intent before signing, then completion or failure.
@@ -366,6 +367,74 @@ pub trait KmsGrantStore: Send + Sync + fmt::Debug {
     async fn kms_grants(&self, limit: u32) -> Result<Vec<KmsGrant>, StoreError>;
 }
 
+/// The KMS inventory of wrapped data keys, and the rewrap jobs that move them.
+#[async_trait]
+pub trait KmsInventoryStore: Send + Sync + fmt::Debug {
+    /// Inserts or replaces rows by id (attempts, error and dead letter reset).
+    ///
+    /// Errors: [`StoreError::Invalid`] for an id outside 1–200 bytes, an empty key
+    /// name, provider or wrapped key, or version 0.
+    async fn put_inventory(&self, rows: &[InventoryRow]) -> Result<(), StoreError>;
+
+    /// The row `id`, if any.
+    ///
+    /// Errors: database failures only.
+    async fn inventory_row(&self, id: &str) -> Result<Option<InventoryRow>, StoreError>;
+
+    /// Up to `limit` live rows of `key_name` under a version other than `version`,
+    /// by id, after `after_id` (paging).
+    ///
+    /// Errors: database failures only.
+    async fn inventory_to_move(
+        &self,
+        key_name: &str,
+        version: u32,
+        after_id: &str,
+        limit: u32,
+    ) -> Result<Vec<InventoryRow>, StoreError>;
+
+    /// Replaces the wrapped key of row `id` if it is still under `from_version`
+    /// (conditional: of two movers one wins, and a row is never moved twice), under
+    /// `fence` (the job's lease) when given. Returns whether the row was moved.
+    ///
+    /// Errors: [`StoreError::Fenced`] for a stale fence.
+    async fn move_inventory_row(
+        &self,
+        id: &str,
+        from_version: u32,
+        to: (&InventoryRow, Option<&Fence>),
+    ) -> Result<bool, StoreError>;
+
+    /// Records a failed attempt on row `id`; `dead` sets it aside.
+    ///
+    /// Errors: database failures only.
+    async fn fail_inventory_row(&self, id: &str, error: &str, dead: bool)
+    -> Result<(), StoreError>;
+
+    /// Row counts by key version (and provider), for one key or all.
+    ///
+    /// Errors: database failures only.
+    async fn inventory_counts(
+        &self,
+        key_name: Option<&str>,
+    ) -> Result<Vec<InventoryCount>, StoreError>;
+
+    /// Inserts or replaces a job.
+    ///
+    /// Errors: database failures only.
+    async fn put_kms_job(&self, job: &KmsJob) -> Result<(), StoreError>;
+
+    /// The job `id`, if any.
+    ///
+    /// Errors: database failures only.
+    async fn kms_job(&self, id: &str) -> Result<Option<KmsJob>, StoreError>;
+
+    /// The running job of `key_name`, if any.
+    ///
+    /// Errors: database failures only.
+    async fn running_kms_job(&self, key_name: &str) -> Result<Option<KmsJob>, StoreError>;
+}
+
 /// Everything the service needs, as one object (`Arc<dyn Store>`), including the KMS
 /// keyring's metadata ([`carimbo_kms::KeyringStore`]).
 pub trait Store:
@@ -376,6 +445,7 @@ pub trait Store:
     + RevocationStore
     + JobLeaseStore
     + KmsGrantStore
+    + KmsInventoryStore
     + carimbo_kms::KeyringStore
 {
 }
@@ -388,6 +458,7 @@ impl<
         + RevocationStore
         + JobLeaseStore
         + KmsGrantStore
+        + KmsInventoryStore
         + carimbo_kms::KeyringStore,
 > Store for T
 {

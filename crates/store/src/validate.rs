@@ -380,3 +380,18 @@ pub(crate) fn check_kms_grant(grant: &crate::KmsGrant) -> Result<(), StoreError>
     }
     Ok(())
 }
+
+pub(crate) fn check_inventory_row(row: &crate::InventoryRow) -> Result<(), StoreError> {
+    if row.id.is_empty() || row.id.len() > 200 {
+        return Err(StoreError::Invalid("inventory id: 1 to 200 bytes".into()));
+    }
+    check_not_empty(&row.key_name, "inventory key name")?;
+    check_not_empty(&row.provider, "inventory provider")?;
+    if row.wrapped_key.is_empty() {
+        return Err(StoreError::Invalid("inventory wrapped key: empty".into()));
+    }
+    if row.key_version == 0 {
+        return Err(StoreError::Invalid("inventory key version: 0".into()));
+    }
+    Ok(())
+}

@@ -266,3 +266,136 @@ pub(crate) async fn kms_grants_are_live_in_their_window_until_revoked<F: Fixture
         ));
     }
 }
+
+pub(crate) async fn inventory_rows_move_once_under_their_fence<F: Fixture>() {
+    use crate::{InventoryRow, KmsInventoryStore, KmsJob};
+    let Some(f) = F::fresh().await else { return };
+    let store = f.store();
+    let row = |id: &str, version: u32, provider: &str| InventoryRow {
+        id: id.into(),
+        key_name: "envelope-data/prod/a".into(),
+        key_version: version,
+        provider: provider.into(),
+        wrapped_key: vec![1, 2, u8::try_from(version).unwrap()],
+        context: "{}".into(),
+        attempts: 0,
+        last_error: None,
+        dead: false,
+        updated_at: NOW,
+    };
+    let rows: Vec<InventoryRow> = (0..5)
+        .map(|i| row(&format!("obj-{i}"), 1, "file"))
+        .collect();
+    store.put_inventory(&rows).await.unwrap();
+    assert_eq!(
+        store.inventory_row("obj-3").await.unwrap(),
+        Some(rows[3].clone())
+    );
+    let page = store
+        .inventory_to_move("envelope-data/prod/a", 2, "", 3)
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 3);
+    let next = store
+        .inventory_to_move("envelope-data/prod/a", 2, &page[2].id, 3)
+        .await
+        .unwrap();
+    assert_eq!(next.len(), 2);
+
+    let fence = store
+        .acquire_lease("kms-rewrap/envelope-data/prod/a", "job-1", NOW, TTL)
+        .await
+        .unwrap()
+        .unwrap()
+        .fence;
+    let moved = row("obj-0", 2, "pkcs11");
+    assert!(
+        store
+            .move_inventory_row("obj-0", 1, (&moved, Some(&fence)))
+            .await
+            .unwrap()
+    );
+    // Moving it again from version 1 changes nothing: never rewrapped twice.
+    assert!(
+        !store
+            .move_inventory_row("obj-0", 1, (&row("obj-0", 3, "aws"), Some(&fence)))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.inventory_row("obj-0").await.unwrap(), Some(moved));
+    // A stale fence moves nothing.
+    store
+        .acquire_lease("kms-rewrap/envelope-data/prod/a", "job-2", NOW + TTL, TTL)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(matches!(
+        store
+            .move_inventory_row("obj-1", 1, (&row("obj-1", 2, "pkcs11"), Some(&fence)))
+            .await,
+        Err(StoreError::Fenced(_))
+    ));
+    // Failures count; a dead row is skipped.
+    store
+        .fail_inventory_row("obj-2", "throttled", false)
+        .await
+        .unwrap();
+    store
+        .fail_inventory_row("obj-2", "gone", true)
+        .await
+        .unwrap();
+    let failed = store.inventory_row("obj-2").await.unwrap().unwrap();
+    assert_eq!((failed.attempts, failed.dead), (2, true));
+    assert_eq!(failed.last_error.as_deref(), Some("gone"));
+    let left = store
+        .inventory_to_move("envelope-data/prod/a", 2, "", 100)
+        .await
+        .unwrap();
+    assert_eq!(
+        left.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["obj-1", "obj-3", "obj-4"]
+    );
+    let counts = store.inventory_counts(None).await.unwrap();
+    let summary: Vec<(u32, &str, u64, u64)> = counts
+        .iter()
+        .map(|c| (c.key_version, c.provider.as_str(), c.live, c.dead))
+        .collect();
+    assert_eq!(summary, [(1, "file", 3, 1), (2, "pkcs11", 1, 0)]);
+    assert_eq!(
+        store.inventory_counts(Some("other/x/y")).await.unwrap(),
+        vec![]
+    );
+
+    let job = KmsJob {
+        id: "0b".into(),
+        key_name: "envelope-data/prod/a".into(),
+        target_version: 2,
+        target_provider: "pkcs11".into(),
+        state: "running".into(),
+        total: 5,
+        done: 1,
+        dead: 1,
+        started_at: NOW,
+        updated_at: NOW,
+    };
+    store.put_kms_job(&job).await.unwrap();
+    assert_eq!(
+        store.running_kms_job("envelope-data/prod/a").await.unwrap(),
+        Some(job.clone())
+    );
+    let finished = KmsJob {
+        state: "done".into(),
+        done: 4,
+        ..job
+    };
+    store.put_kms_job(&finished).await.unwrap();
+    assert_eq!(store.kms_job("0b").await.unwrap(), Some(finished));
+    assert_eq!(
+        store.running_kms_job("envelope-data/prod/a").await.unwrap(),
+        None
+    );
+    assert!(matches!(
+        store.put_inventory(&[row("", 1, "file")]).await,
+        Err(StoreError::Invalid(_))
+    ));
+}
