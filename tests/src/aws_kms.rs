@@ -40,8 +40,9 @@ impl AwsKmsEmulator {
 
 /// The emulator of this test process, started on first use.
 ///
-/// The Python interpreter is `CARIMBO_PYTHON` (set by `scripts/test.sh`), else
-/// `python3`.
+/// The Python interpreter is `CARIMBO_MOTO_PYTHON` (set by `scripts/test.sh`, which
+/// may install the emulator in a virtual environment of its own), else
+/// `CARIMBO_PYTHON`, else `python3`.
 pub fn aws_kms_emulator() -> Option<&'static AwsKmsEmulator> {
     static EMULATOR: OnceLock<Result<AwsKmsEmulator, String>> = OnceLock::new();
     match EMULATOR.get_or_init(start) {
@@ -54,14 +55,16 @@ pub fn aws_kms_emulator() -> Option<&'static AwsKmsEmulator> {
 }
 
 fn start() -> Result<AwsKmsEmulator, String> {
-    let python = std::env::var("CARIMBO_PYTHON").unwrap_or_else(|_| "python3".into());
+    let python = std::env::var("CARIMBO_MOTO_PYTHON")
+        .or_else(|_| std::env::var("CARIMBO_PYTHON"))
+        .unwrap_or_else(|_| "python3".into());
     let check = Command::new(&python)
         .args(["-c", "import moto.server, flask, flask_cors"])
         .output()
         .map_err(|e| format!("cannot run {python}: {e}"))?;
     if !check.status.success() {
         return Err(format!(
-            "{python} cannot import moto's server (pip install 'moto[server]')"
+            "{python} cannot import moto's server (pip install moto flask flask-cors)"
         ));
     }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
