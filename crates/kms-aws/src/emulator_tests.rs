@@ -413,3 +413,43 @@ async fn an_unreachable_endpoint_is_a_transient_failure() {
         other => panic!("unexpected {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn missing_credentials_are_a_permanent_failure_that_says_so() {
+    let Some(emulator) = carimbo_tests::aws_kms_emulator() else {
+        return;
+    };
+    let mut config = AwsKmsConfig::new(emulator.region);
+    config.endpoint = Some(emulator.endpoint.clone());
+    // A client without any credentials provider, as when the chain finds nothing.
+    let client = aws_sdk_kms::Client::from_conf(
+        aws_sdk_kms::Config::builder()
+            .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+            .region(aws_sdk_kms::config::Region::new(emulator.region))
+            .endpoint_url(&emulator.endpoint)
+            .build(),
+    );
+    let provider = AwsKmsProvider::with_client(client, &config);
+    let error = provider
+        .generate(&GenerateRequest {
+            name: &name("envelope-data"),
+            version: 1,
+            purpose: Purpose::Envelope,
+            algorithm: KeyAlgorithm::Aes256Gcm,
+        })
+        .await
+        .unwrap_err();
+    match error {
+        Error::Provider { source, .. } => {
+            let source = source.downcast_ref::<AwsKmsError>().unwrap();
+            assert!(!source.is_transient(), "{source}");
+            let text = source.to_string();
+            assert!(text.contains("CreateKey"), "{text}");
+            assert!(
+                text.contains("credentials") || text.contains("identity"),
+                "{text}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+}

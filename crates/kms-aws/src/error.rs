@@ -181,14 +181,22 @@ impl AwsKmsError {
                 let message = error.message().unwrap_or("").to_owned();
                 Self::classify(operation, key, code, message, status)
             }
-            // Credentials that could not be loaded end up here, with the chain's
-            // explanation (no secret in it).
             SdkError::ConstructionFailure(_) => Self::Service {
                 operation,
                 key,
                 code: "request not sent".into(),
                 message: DisplayErrorContext(&error).to_string(),
             },
+            // Neither a network error nor a timeout: credentials that could not be
+            // loaded end up here, with the chain's explanation (no secret in it).
+            SdkError::DispatchFailure(failure) if !failure.is_io() && !failure.is_timeout() => {
+                Self::Service {
+                    operation,
+                    key,
+                    code: "request not sent".into(),
+                    message: DisplayErrorContext(&error).to_string(),
+                }
+            }
             // Timeouts, connection failures and anything the SDK adds later.
             _ => Self::Transient {
                 operation,

@@ -109,7 +109,7 @@ impl AwsKmsProvider {
         })
     }
 
-    fn with_client(client: Client, config: &AwsKmsConfig) -> Self {
+    pub(crate) fn with_client(client: Client, config: &AwsKmsConfig) -> Self {
         Self {
             client,
             region: config.region.clone(),
