@@ -25,7 +25,6 @@ pub struct AwsKmsEmulator {
     pub access_key_id: &'static str,
     /// Static fake credentials (the emulator accepts any).
     pub secret_access_key: &'static str,
-    _dir: tempfile::TempDir,
 }
 
 impl AwsKmsEmulator {
@@ -67,8 +66,13 @@ fn start() -> Result<AwsKmsEmulator, String> {
             "{python} cannot import moto's server (pip install moto flask flask-cors)"
         ));
     }
-    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let log = dir.path().join("moto.log");
+    // Holds the server's log; removed by the watchdog when this process ends.
+    let dir = tempfile::Builder::new()
+        .prefix("carimbo-moto-")
+        .tempdir()
+        .map_err(|e| format!("temporary directory: {e}"))?
+        .keep();
+    let log = dir.join("moto.log");
     // The port is free when chosen, but could be taken before the server binds it.
     let mut last_error = String::new();
     for _ in 0..5 {
@@ -84,7 +88,6 @@ fn start() -> Result<AwsKmsEmulator, String> {
                     region: "us-east-1",
                     access_key_id: "testing",
                     secret_access_key: "testing",
-                    _dir: dir,
                 });
             }
             Err(e) => last_error = e,
@@ -94,7 +97,8 @@ fn start() -> Result<AwsKmsEmulator, String> {
 }
 
 /// Starts `python -m moto.server` on `port` under a watchdog that stops it when this
-/// process ends (or ends itself when the server dies).
+/// process ends (or when the server dies), and removes the log's directory, if it is
+/// one of ours, once this process has ended.
 fn spawn_with_watchdog(python: &str, port: u16, log: &Path) -> Result<(), String> {
     // $1: pid to wait for; $2: python; $3: port; $4: log file.
     let script = r#"
@@ -102,6 +106,13 @@ fn spawn_with_watchdog(python: &str, port: u16, log: &Path) -> Result<(), String
         server=$!
         while kill -0 "$1" 2>/dev/null && kill -0 "$server" 2>/dev/null; do sleep 1; done
         kill "$server" 2>/dev/null
+        wait "$server" 2>/dev/null
+        # The log stays while the test process runs: it explains a failed start.
+        while kill -0 "$1" 2>/dev/null; do sleep 1; done
+        dir=$(dirname "$4")
+        case "$dir" in
+            /*/carimbo-moto-*) rm -rf -- "$dir" ;;
+        esac
     "#;
     let mut command = if Path::new("/usr/bin/setsid").exists() || Path::new("/bin/setsid").exists()
     {
