@@ -60,6 +60,47 @@ if ! "$python" -c 'import pkilint' 2>/dev/null; then
     }
 fi
 
+# moto's server emulates AWS KMS for the AWS provider's tests. Only what its KMS
+# emulation needs: moto, flask and flask-cors (the `moto[server]` extra would add
+# docker, cfn-lint and more). Into the Python above if pip can, else into a virtual
+# environment under the target directory.
+moto_packages=(moto flask flask-cors)
+has_moto() { "$1" -c 'import moto.server, flask, flask_cors' 2>/dev/null; }
+target_dir=${CARGO_TARGET_DIR:-target}
+mkdir -p "$target_dir"
+venv="$(cd "$target_dir" && pwd)/moto-venv"
+if has_moto "$python"; then
+    moto_python=$python
+elif has_moto "$venv/bin/python"; then
+    moto_python=$venv/bin/python
+else
+    echo "installing the Python packages ${moto_packages[*]} (AWS KMS emulator)"
+    if "$python" -m pip install --quiet "${moto_packages[@]}" 2>/dev/null ||
+        "$python" -m pip install --quiet --break-system-packages "${moto_packages[@]}" 2>/dev/null; then
+        moto_python=$python
+    else
+        if ! "$python" -m venv "$venv" 2>/dev/null; then
+            rm -rf "$venv"
+            if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+                echo "installing: python3-venv"
+                DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+            fi
+            "$python" -m venv "$venv" || {
+                echo "error: cannot install the AWS KMS emulator: neither pip nor venv work for $python" >&2
+                echo "install it yourself (pip install ${moto_packages[*]}, or apt-get install python3-venv) and run again" >&2
+                exit 1
+            }
+        fi
+        "$venv/bin/python" -m pip install --quiet "${moto_packages[@]}"
+        moto_python=$venv/bin/python
+    fi
+fi
+has_moto "$moto_python" || {
+    echo "error: $moto_python still cannot import moto's server (pip install ${moto_packages[*]})" >&2
+    exit 1
+}
+export CARIMBO_MOTO_PYTHON=$moto_python
+
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

@@ -39,6 +39,14 @@ fn load(relative: &str, path: &Path) -> bool {
             assert_eq!(config.sessions, 4);
             true
         }
+        "kms/aws-kms.toml" => {
+            let config = carimbo_kms_aws::AwsKmsConfig::from_file(path).unwrap();
+            assert_eq!(config.region, "eu-west-1");
+            assert_eq!(config.endpoint, None);
+            assert_eq!(config.profile.as_deref(), Some("carimbo-kms"));
+            assert_eq!(config.timeout, std::time::Duration::from_secs(20));
+            true
+        }
         "carimbo.toml" | "dev.toml" => {
             let loaded = carimbo_server::config::LoadedConfig::load(path).unwrap();
             assert_eq!(loaded.config.issuers.len(), 2);

@@ -1,5 +1,5 @@
-//! Shared fixtures for Carimbo's integration tests: backends (SoftHSM2 tokens), the
-//! skip-or-fail rule for absent backends, and helpers to run independent verifiers.
+//! Shared fixtures for Carimbo's integration tests: backends (SoftHSM2 tokens, an AWS
+//! KMS emulator), the skip-or-fail rule for absent backends, and helpers to run independent verifiers.
 //!
 //! A test that needs a backend calls its fixture; when the backend is absent the
 //! fixture prints a `SKIPPED` notice and returns `None`, unless
@@ -10,6 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
+
+mod aws_kms;
+pub use aws_kms::{AwsKmsEmulator, aws_kms_emulator};
 
 /// Whether an absent backend must fail the test run instead of skipping.
 pub fn backends_required() -> bool {
