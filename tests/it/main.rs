@@ -10,6 +10,7 @@ mod envelope_spec;
 mod kms_api;
 mod kms_aws_pki;
 mod kms_conformance;
+mod kms_migration;
 mod leases;
 mod ocsp_pki;
 mod pkcs11;

@@ -81,8 +81,10 @@ pub(crate) fn start_replica_with(
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 child.try_wait().unwrap().is_none(),
-                "replica {} exited at start",
-                config.display()
+                "replica {} exited at start: {}",
+                config.display(),
+                log.map(|path| std::fs::read_to_string(path).unwrap_or_default())
+                    .unwrap_or_default()
             );
             assert!(
                 Instant::now() < deadline,

@@ -64,6 +64,36 @@ pub enum KmsCommand {
         #[arg(long)]
         provider: Option<String>,
     },
+    /// Move every inventory row of a service key to a version in another provider
+    /// (file → pkcs11 → aws), or to the primary version after a rotation: a
+    /// resumable rewrap job over the service's database (see docs/kms-api.md).
+    Migrate {
+        /// The service config (`carimbo serve --config`), with a `[kms]` section.
+        #[arg(long)]
+        config: std::path::PathBuf,
+        /// The key whose rows move.
+        #[arg(long)]
+        key: KeyName,
+        /// The provider they must end up in (file, pkcs11 or aws).
+        #[arg(long)]
+        to: String,
+        /// Only count what would move.
+        #[arg(long)]
+        dry_run: bool,
+        /// Rewraps per second at most (0: unlimited).
+        #[arg(long, default_value_t = 0)]
+        rate: u32,
+        /// Attempts per row on transient failures before the dead letter.
+        #[arg(long, default_value_t = 5)]
+        max_attempts: u32,
+        /// Rows rewrapped at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Lease TTL of the job (e.g. 15s): a killed job is resumed by the next run
+        /// once its lease lapses.
+        #[arg(long, default_value = "15s", value_parser = parse_duration)]
+        lease_ttl: u64,
+    },
     /// List keys.
     List {
         #[command(flatten)]
@@ -293,6 +323,25 @@ fn open_keyring(args: &KeyringArgs, create: Option<KeyringSettings>) -> Result<K
 /// Runs one `carimbo kms` command.
 pub async fn run(command: KmsCommand) -> CliResult {
     match command {
+        KmsCommand::Migrate {
+            config,
+            key,
+            to,
+            dry_run,
+            rate,
+            max_attempts,
+            concurrency,
+            lease_ttl,
+        } => {
+            let options = crate::service::MigrateArgs {
+                dry_run,
+                rate,
+                max_attempts,
+                concurrency,
+                lease_ttl,
+            };
+            crate::service::kms_migrate(&config, key, to, options).await
+        }
         KmsCommand::Init {
             keyring,
             destroy_wait,

@@ -460,3 +460,101 @@ pub async fn dev(args: DevArgs) -> CliResult {
     );
     run_listeners(&loaded, state, Some(banner)).await
 }
+
+/// `carimbo kms migrate`: runs (or resumes) the rewrap job of one key over the
+/// service's database, printing progress on stderr.
+/// Options of `carimbo kms migrate`.
+#[derive(Debug)]
+pub struct MigrateArgs {
+    /// Only count.
+    pub dry_run: bool,
+    /// Rewraps per second at most.
+    pub rate: u32,
+    /// Attempts before the dead letter.
+    pub max_attempts: u32,
+    /// Rows at once.
+    pub concurrency: usize,
+    /// Lease TTL, seconds.
+    pub lease_ttl: u64,
+}
+
+pub async fn kms_migrate(
+    config: &std::path::Path,
+    key: carimbo_kms::KeyName,
+    to: String,
+    args: MigrateArgs,
+) -> CliResult {
+    let MigrateArgs {
+        dry_run,
+        rate,
+        max_attempts,
+        concurrency,
+        lease_ttl,
+    } = args;
+    use std::io::IsTerminal;
+    let loaded = LoadedConfig::load(config)?;
+    let section = loaded
+        .config
+        .kms
+        .as_ref()
+        .ok_or("the config has no [kms] section")?;
+    let store = open_store(&loaded).await?;
+    let kms =
+        carimbo_server::kms_api::KmsService::build(&loaded, section, Arc::clone(&store)).await?;
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    let options = carimbo_server::kms_migrate::MigrateOptions {
+        key,
+        to_provider: to,
+        dry_run,
+        rate,
+        max_attempts: max_attempts.max(1),
+        concurrency: concurrency.clamp(1, 256),
+        holder: format!("cli:{user}/{}", std::process::id()),
+        lease_ttl: time::Duration::seconds(i64::try_from(lease_ttl.max(1)).unwrap_or(15)),
+    };
+    let tty = std::io::stderr().is_terminal();
+    let report = carimbo_server::kms_migrate::migrate(&kms, store.as_ref(), &options, |job| {
+        let width = 30usize;
+        let filled = (job.done * width as u64)
+            .checked_div(job.total)
+            .map_or(width, |f| usize::try_from(f).unwrap_or(width));
+        let line = format!(
+            "[{}{}] {}/{} rewrapped, {} dead (job {})",
+            "#".repeat(filled.min(width)),
+            ".".repeat(width - filled.min(width)),
+            job.done,
+            job.total,
+            job.dead,
+            job.id
+        );
+        if tty {
+            eprint!("\r{line}");
+        } else {
+            eprintln!("{line}");
+        }
+    })
+    .await?;
+    if tty {
+        eprintln!();
+    }
+    let counts = store.inventory_counts(Some(options.key.as_str())).await?;
+    let versions: Vec<serde_json::Value> = counts
+        .iter()
+        .map(|c| {
+            serde_json::json!({
+                "version": c.key_version, "provider": c.provider, "rows": c.live, "dead": c.dead,
+            })
+        })
+        .collect();
+    println!(
+        "{}",
+        serde_json::json!({
+            "dry_run": dry_run,
+            "target_version": report.target_version,
+            "to_move": report.to_move,
+            "job": report.job.as_ref().map(carimbo_server::kms_migrate::job_json),
+            "inventory": versions,
+        })
+    );
+    Ok(())
+}

@@ -88,13 +88,17 @@ pub struct ServerConfig {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct KmsSection {
-    /// Where new keys are generated: `pkcs11` (the KMS token) or `file` (development).
+    /// Where new keys are generated: `pkcs11` (the KMS token), `aws` (AWS KMS) or
+    /// `file` (development). Every configured provider stays readable, so keys can
+    /// move between them (docs/kms-api.md, migration).
     pub provider: String,
     /// PKCS#11 provider config of the KMS token: a token (and PIN) other than the CA
     /// token's.
     pub pkcs11_config: Option<PathBuf>,
     /// Directory of the KMS's development file keys (not the CA's `keys.file-directory`).
     pub file_directory: Option<PathBuf>,
+    /// AWS KMS provider config (`aws-kms.toml`; credentials from the standard AWS chain).
+    pub aws_config: Option<PathBuf>,
     /// Largest number of items in one batch request (default 100, at most 1000).
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
@@ -534,11 +538,14 @@ impl LoadedConfig {
             "file" if kms.file_directory.is_none() => {
                 return Err(self.error("kms.file-directory", "required with provider file"));
             }
-            "pkcs11" | "file" => {}
+            "aws" if kms.aws_config.is_none() => {
+                return Err(self.error("kms.aws-config", "required with provider aws"));
+            }
+            "pkcs11" | "file" | "aws" => {}
             other => {
                 return Err(self.error(
                     "kms.provider",
-                    format!("{other:?}: expected pkcs11 or file"),
+                    format!("{other:?}: expected pkcs11, aws or file"),
                 ));
             }
         }

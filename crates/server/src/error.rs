@@ -139,6 +139,16 @@ pub enum KmsError {
         /// Found in the ciphertext.
         actual: String,
     },
+    /// The inventory still holds data keys wrapped by this version.
+    #[error("{rows} inventory rows still use version {version} of {key}; migrate them first")]
+    VersionInUse {
+        /// The key.
+        key: String,
+        /// The version.
+        version: u32,
+        /// Rows under it.
+        rows: u64,
+    },
     /// The KMS core refused or failed.
     #[error("{0}")]
     Core(#[from] carimbo_kms::Error),
@@ -155,6 +165,7 @@ impl KmsError {
             Self::BadBase64(_) => ("bad_base64", StatusCode::BAD_REQUEST),
             Self::BatchTooLarge(_) => ("batch_too_large", StatusCode::PAYLOAD_TOO_LARGE),
             Self::KeyMismatch { .. } => ("key_mismatch", StatusCode::BAD_REQUEST),
+            Self::VersionInUse { .. } => ("version_in_use", StatusCode::CONFLICT),
             Self::Core(error) => match error {
                 Core::InvalidKeyName { .. } => ("invalid_key_name", StatusCode::BAD_REQUEST),
                 Core::UnsupportedAlgorithm { .. } => {

@@ -29,7 +29,7 @@ use carimbo_kms::{
     KeyProvider, KeyRecord, Keyring, Purpose, SystemClock, load_or_create_file_kek,
 };
 use carimbo_kms_pkcs11::{Pkcs11Config, Pkcs11Provider};
-use carimbo_store::{KmsGrant, Store};
+use carimbo_store::{InventoryRow, KmsGrant, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -104,6 +104,14 @@ impl KmsService {
         );
         if let Some(dir) = &section.file_directory {
             let dir = loaded.resolve(dir);
+            {
+                use std::os::unix::fs::DirBuilderExt;
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(|e| ServerError::Keys(format!("{}: {e}", dir.display())))?;
+            }
             let kek = load_or_create_file_kek(&dir.join("file-kek"))
                 .map_err(|e| ServerError::Keys(format!("kms.file-directory: {e}")))?;
             let provider = FileProvider::new(dir.join("keys"), kek)
@@ -128,6 +136,14 @@ impl KmsService {
             let provider = Pkcs11Provider::open(&config)
                 .await
                 .map_err(|e| ServerError::Keys(format!("kms.pkcs11-config: {e}")))?;
+            keyring = keyring.with_provider(Arc::new(provider) as Arc<dyn KeyProvider>);
+        }
+        if let Some(path) = &section.aws_config {
+            let config = carimbo_kms_aws::AwsKmsConfig::from_file(&loaded.resolve(path))
+                .map_err(|e| ServerError::Keys(format!("kms.aws-config: {e}")))?;
+            let provider = carimbo_kms_aws::AwsKmsProvider::open(&config)
+                .await
+                .map_err(|e| ServerError::Keys(format!("kms.aws-config: {e}")))?;
             keyring = keyring.with_provider(Arc::new(provider) as Arc<dyn KeyProvider>);
         }
         Ok(Self {
@@ -168,6 +184,12 @@ pub fn router() -> Router<SharedState> {
         .route("/v1/kms/grants", post(create_grant).get(list_grants))
         .route("/v1/kms/grants/{id}/revoke", post(revoke_grant))
         .route("/v1/kms/keys-of/{*name}", get(describe_key))
+        .route(
+            "/v1/kms/inventory",
+            post(import_inventory).get(inventory_counts),
+        )
+        .route("/v1/kms/inventory/{id}", get(inventory_item))
+        .route("/v1/kms/jobs/{id}", get(job))
 }
 
 fn kms(state: &AppState) -> Result<&KmsService, ApiError> {
@@ -265,6 +287,10 @@ struct EncryptBody {
     plaintext: String,
     #[serde(default)]
     context: std::collections::BTreeMap<String, String>,
+    /// Keep the wrapped data key in the inventory under this id, so rotations and
+    /// migrations rewrap it.
+    #[serde(default)]
+    inventory_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -293,6 +319,9 @@ struct DatakeyBody {
     /// later use through decrypt.
     #[serde(default = "yes")]
     include_plaintext: bool,
+    /// Keep the wrapped key in the inventory under this id.
+    #[serde(default)]
+    inventory_id: Option<String>,
 }
 
 fn yes() -> bool {
@@ -318,6 +347,7 @@ enum Item {
         key: KeyName,
         plaintext: Vec<u8>,
         context: EncryptionContext,
+        inventory_id: Option<String>,
     },
     /// Decrypt or rewrap of an envelope or a wrapped key.
     Sealed {
@@ -331,6 +361,7 @@ enum Item {
         key: KeyName,
         context: EncryptionContext,
         include_plaintext: bool,
+        inventory_id: Option<String>,
     },
     Message {
         key: KeyName,
@@ -360,6 +391,71 @@ impl Item {
     }
 }
 
+fn check_inventory_id(id: Option<String>) -> Result<Option<String>, ApiError> {
+    match id {
+        Some(id) if id.is_empty() || id.len() > 200 => Err(ApiError::MalformedRequest(
+            "inventory_id: 1 to 200 bytes".into(),
+        )),
+        id => Ok(id),
+    }
+}
+
+/// The inventory row of a wrapped key just made under `record`'s `version`.
+fn inventory_row(
+    id: String,
+    record: &KeyRecord,
+    version: u32,
+    wrapped_key: Vec<u8>,
+    context: &EncryptionContext,
+) -> Result<InventoryRow, ApiError> {
+    let provider = record
+        .version(version)
+        .map_err(core)?
+        .reference
+        .provider
+        .clone();
+    Ok(InventoryRow {
+        id,
+        key_name: record.name.to_string(),
+        key_version: version,
+        provider,
+        wrapped_key,
+        context: context_json(context),
+        attempts: 0,
+        last_error: None,
+        dead: false,
+        updated_at: OffsetDateTime::now_utc(),
+    })
+}
+
+/// A context as the JSON object kept in the inventory.
+pub fn context_json(context: &EncryptionContext) -> String {
+    let map: serde_json::Map<String, Value> = context
+        .iter()
+        .map(|(k, v)| (k.to_owned(), Value::String(v.to_owned())))
+        .collect();
+    Value::Object(map).to_string()
+}
+
+/// The context of an inventory row.
+pub fn context_from_json(text: &str) -> Result<EncryptionContext, String> {
+    let map: std::collections::BTreeMap<String, String> =
+        serde_json::from_str(text).map_err(|e| format!("inventory context: {e}"))?;
+    let mut context = EncryptionContext::new();
+    for (key, value) in &map {
+        context.insert(key, value).map_err(|e| e.to_string())?;
+    }
+    Ok(context)
+}
+
+async fn keep_in_inventory(state: &AppState, row: InventoryRow) -> Result<(), ApiError> {
+    state
+        .store
+        .put_inventory(std::slice::from_ref(&row))
+        .await
+        .map_err(store_error)
+}
+
 fn parse_item(operation: KmsOperation, value: Value) -> Result<Item, ApiError> {
     let malformed = |e: serde_json::Error| ApiError::MalformedRequest(format!("invalid body: {e}"));
     match operation {
@@ -369,6 +465,7 @@ fn parse_item(operation: KmsOperation, value: Value) -> Result<Item, ApiError> {
                 key: key_name(&body.key)?,
                 plaintext: decode("plaintext", &body.plaintext)?,
                 context: context_of(&body.context)?,
+                inventory_id: check_inventory_id(body.inventory_id)?,
             })
         }
         KmsOperation::Decrypt | KmsOperation::Rewrap => {
@@ -418,6 +515,7 @@ fn parse_item(operation: KmsOperation, value: Value) -> Result<Item, ApiError> {
                 key: key_name(&body.key)?,
                 context: context_of(&body.context)?,
                 include_plaintext: body.include_plaintext,
+                inventory_id: check_inventory_id(body.inventory_id)?,
             })
         }
         KmsOperation::Sign
@@ -519,12 +617,12 @@ async fn run_item(
         (Some(_), None) => Err(ApiError::Kms(KmsError::Core(
             carimbo_kms::Error::KeyNotFound(key.to_string()),
         ))),
-        (Some(_), Some(_)) => {
+        (Some(_), Some(record)) => {
             let caller = Caller {
                 actor: identity.to_owned(),
                 request_id: request_id.to_owned(),
             };
-            execute(kms, &caller, operation, item).await
+            execute(state, kms, record, &caller, operation, item).await
         }
     };
     let decided_by = decision.map_or_else(|| "ca-key".to_owned(), |d| d.decided_by());
@@ -591,7 +689,9 @@ fn core(error: carimbo_kms::Error) -> ApiError {
 }
 
 async fn execute(
+    state: &AppState,
     kms: &KmsService,
+    record: &KeyRecord,
     caller: &Caller,
     operation: KmsOperation,
     item: Item,
@@ -604,6 +704,7 @@ async fn execute(
                 key,
                 plaintext,
                 context,
+                inventory_id,
             },
         ) => {
             let sealed = ring
@@ -612,6 +713,16 @@ async fn execute(
                 .map_err(core)?;
             let mut out = Vec::with_capacity(plaintext.len() + 512);
             sealed.headers.write_to(&mut out).map_err(core)?;
+            if let Some(id) = inventory_id {
+                let row = inventory_row(
+                    id,
+                    record,
+                    sealed.headers.wrap.key_version,
+                    out.clone(),
+                    &context,
+                )?;
+                keep_in_inventory(state, row).await?;
+            }
             envelope::encrypt_segments(
                 &sealed.dek,
                 &sealed.headers.data,
@@ -693,6 +804,7 @@ async fn execute(
                 key,
                 context,
                 include_plaintext,
+                inventory_id,
             },
         ) => {
             let sealed = ring
@@ -701,6 +813,16 @@ async fn execute(
                 .map_err(core)?;
             let mut wrapped = Vec::with_capacity(512);
             sealed.headers.write_to(&mut wrapped).map_err(core)?;
+            if let Some(id) = inventory_id {
+                let row = inventory_row(
+                    id,
+                    record,
+                    sealed.headers.wrap.key_version,
+                    wrapped.clone(),
+                    &context,
+                )?;
+                keep_in_inventory(state, row).await?;
+            }
             let mut reply = json!({
                 "key": key.as_str(),
                 "key_version": sealed.headers.wrap.key_version,
@@ -1034,7 +1156,26 @@ async fn key_action(
             "promote" => ring.promote(&caller, &name, version()?).await.map_err(core)?,
             "disable" => ring.disable(&caller, &name, version()?).await.map_err(core)?,
             "enable" => ring.enable(&caller, &name, version()?).await.map_err(core)?,
-            "destroy" => ring.destroy(&caller, &name, version()?).await.map_err(core)?,
+            "destroy" => {
+                let version = version()?;
+                let rows: u64 = state
+                    .store
+                    .inventory_counts(Some(name.as_str()))
+                    .await
+                    .map_err(store_error)?
+                    .iter()
+                    .filter(|count| count.key_version == version)
+                    .map(|count| count.live + count.dead)
+                    .sum();
+                if rows > 0 {
+                    return Err(ApiError::Kms(KmsError::VersionInUse {
+                        key: name.to_string(),
+                        version,
+                        rows,
+                    }));
+                }
+                ring.destroy(&caller, &name, version).await.map_err(core)?;
+            }
             "describe" => {}
             other => {
                 return Err(ApiError::NotFound(format!(
@@ -1218,4 +1359,173 @@ async fn list_grants(
         axum::Json(json!({ "grants": grants.iter().map(grant_json).collect::<Vec<_>>() }))
             .into_response(),
     )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportBody {
+    items: Vec<ImportItem>,
+}
+
+/// An application's sidecar: `{key_id, wrapped_dek, dek_version}` and its context.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportItem {
+    id: String,
+    key_id: String,
+    wrapped_dek: String,
+    dek_version: u32,
+    #[serde(default)]
+    context: std::collections::BTreeMap<String, String>,
+}
+
+/// `POST /v1/kms/inventory`: imports sidecars of wrapped data keys (`kms-admin`), so
+/// that rotations and migrations rewrap them too. Each is checked: a Carimbo wrapped
+/// key (or envelope headers) under the named key and version, of a key that exists.
+async fn import_inventory(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let kms = kms(&state)?;
+    let admin = kms_admin(&state, &headers, "kms.inventory.import").await?;
+    let result = async {
+        let body: ImportBody = json_body(&headers, body, state.max_body_bytes)?;
+        if body.items.len() > kms.max_batch {
+            return Err(ApiError::Kms(KmsError::BatchTooLarge(kms.max_batch)));
+        }
+        let mut rows = Vec::with_capacity(body.items.len());
+        for item in body.items {
+            let id = check_inventory_id(Some(item.id))?.unwrap_or_default();
+            let bytes = decode("wrapped_dek", &item.wrapped_dek)?;
+            let mut reader = Cursor::new(bytes.as_slice());
+            let parsed = Headers::read_from(&mut reader).map_err(core)?;
+            if parsed.wrap.key_name != item.key_id || parsed.wrap.key_version != item.dek_version {
+                return Err(ApiError::Kms(KmsError::KeyMismatch {
+                    requested: format!("{} v{}", item.key_id, item.dek_version),
+                    actual: format!("{} v{}", parsed.wrap.key_name, parsed.wrap.key_version),
+                }));
+            }
+            let name = key_name(&item.key_id)?;
+            let record = kms.keyring.describe(&name).await.map_err(core)?;
+            if is_ca_key(&name, Some(record.purpose)) {
+                return Err(ApiError::Kms(KmsError::CaKey(name.to_string())));
+            }
+            let end = usize::try_from(reader.position()).unwrap_or(bytes.len());
+            rows.push(inventory_row(
+                id,
+                &record,
+                item.dek_version,
+                bytes[..end].to_vec(),
+                &context_of(&item.context)?,
+            )?);
+        }
+        state
+            .store
+            .put_inventory(&rows)
+            .await
+            .map_err(store_error)?;
+        Ok(json!({ "imported": rows.len() }))
+    }
+    .await;
+    admin_audit(&state, &admin, "kms.inventory.import", &result).await?;
+    result.map(|reply| axum::Json(reply).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct CountsQuery {
+    #[serde(default)]
+    key: Option<String>,
+}
+
+/// `GET /v1/kms/inventory?key=NAME`: rows by key version and provider (`kms-admin`).
+async fn inventory_counts(
+    State(state): State<SharedState>,
+    axum::extract::Query(query): axum::extract::Query<CountsQuery>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    kms(&state)?;
+    kms_admin(&state, &headers, "kms.inventory.counts").await?;
+    let counts = state
+        .store
+        .inventory_counts(query.key.as_deref())
+        .await
+        .map_err(store_error)?;
+    Ok(axum::Json(json!({ "versions": counts.iter().map(|c| json!({
+        "key": c.key_name, "version": c.key_version, "provider": c.provider,
+        "rows": c.live, "dead": c.dead,
+    })).collect::<Vec<_>>() }))
+    .into_response())
+}
+
+/// `GET /v1/kms/inventory/{id}`: the current wrapped key of an object (the read path of
+/// applications while a migration runs), for callers the policy allows to decrypt
+/// with its key.
+async fn inventory_item(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    client: Option<axum::Extension<ClientCertificate>>,
+) -> Result<Response, ApiError> {
+    let kms = kms(&state)?;
+    let client = client.map(|c| c.0);
+    let identity = caller_identity(&state, kms, &headers, client.as_ref(), "inventory").await?;
+    let row = state.store.inventory_row(&id).await.map_err(store_error)?;
+    let result = match &row {
+        None => Err(ApiError::NotFound(format!("no inventory row {id:?}"))),
+        Some(row) => {
+            let key = key_name(&row.key_name)?;
+            let context = context_from_json(&row.context).map_err(ApiError::Internal)?;
+            let request = KmsRequest {
+                identity: &identity,
+                key: &key,
+                purpose: Some(Purpose::Envelope),
+                operation: KmsOperation::Decrypt,
+                context: Some(&context),
+            };
+            let grants = live_grants(&state).await?;
+            if decide(&kms.rules, &grants, &request).is_allowed() {
+                Ok(json!({
+                    "id": row.id,
+                    "key": row.key_name,
+                    "key_version": row.key_version,
+                    "provider": row.provider,
+                    "wrapped_key": BASE64.encode(&row.wrapped_key),
+                    "context": serde_json::from_str::<Value>(&row.context).unwrap_or(Value::Null),
+                }))
+            } else {
+                Err(ApiError::Kms(KmsError::Denied {
+                    identity: identity.clone(),
+                    operation: "decrypt".into(),
+                    key: row.key_name.clone(),
+                }))
+            }
+        }
+    };
+    state
+        .audit(json!({
+            "type": "kms.inventory.read",
+            "identity": identity,
+            "id": id,
+            "outcome": match &result { Ok(_) => json!("ok"), Err(e) => json!(e.code_and_status().0) },
+        }))
+        .await?;
+    result.map(|reply| axum::Json(reply).into_response())
+}
+
+/// `GET /v1/kms/jobs/{id}`: a rewrap job's progress (`kms-admin`).
+async fn job(
+    State(state): State<SharedState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    kms(&state)?;
+    kms_admin(&state, &headers, "kms.job.read").await?;
+    let job = state
+        .store
+        .kms_job(&id)
+        .await
+        .map_err(store_error)?
+        .ok_or_else(|| ApiError::NotFound(format!("no job {id:?}")))?;
+    Ok(axum::Json(crate::kms_migrate::job_json(&job)).into_response())
 }

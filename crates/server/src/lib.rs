@@ -19,6 +19,7 @@ pub mod jobs;
 pub mod jwt;
 pub mod keys;
 pub mod kms_api;
+pub mod kms_migrate;
 pub mod kms_policy;
 pub mod ocsp;
 pub mod policy;
