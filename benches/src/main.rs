@@ -6,6 +6,9 @@
 //! carimbo-bench issue-load --ca URL [--ca URL…] --ca-bundle F --admin-token-file F
 //!               [--provisioner P] [--san dns:N] [--concurrency C] [--seconds S]
 //!                                                      (issuances/s over HTTPS, latency)
+//! carimbo-bench kms-load --ca URL --ca-bundle F --client-token-file F --admin-token-file F
+//!               [--key K] [--operation encrypt|decrypt] [--payload BYTES] [--concurrency C] [--seconds S]
+//!                                                      (KMS API requests/s over HTTPS, latency)
 //! carimbo-bench static-http --listen ADDR --body FILE  (baseline for the OCSP figure:
 //!                                                       the same bytes from memory)
 //! carimbo-bench raw-softhsm --pkcs11-config FILE --seconds N --threads T
@@ -21,6 +24,7 @@
 #![allow(clippy::print_stdout)]
 
 mod issue_load;
+mod kms_load;
 mod static_http;
 
 use std::io::{Read, Write};
@@ -74,6 +78,13 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()?
                 .block_on(static_http::run(o))
+        }),
+        Some("kms-load") => kms_load::parse(&args[1..]).and_then(|o| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?
+                .block_on(kms_load::run(o))
         }),
         Some("issue-load") => issue_load::parse(&args[1..]).and_then(|o| {
             tokio::runtime::Builder::new_multi_thread()
@@ -182,6 +193,26 @@ async fn run(options: Options) -> BenchResult {
         );
     }
 
+    println!("\n### Rewrap (data keys per second)\n");
+    println!(
+        "A keyring over one provider, {REWRAP_KEYS} data keys sealed under version 1 of an envelope key, the key rotated, then every wrapped key rewrapped to version 2 (unwrap with v1, wrap with v2; the context kept), for {}s; 1 task | 4 concurrent tasks. Baseline: raw AES-256-GCM seal+open of a 32-byte key in aws-lc-rs, one core.\n",
+        options.seconds
+    );
+    println!("| provider | rewraps/s (1 \\| 4 tasks) |");
+    println!("|---|---|");
+    println!(
+        "| raw AES-256-GCM seal+open of 32 bytes (baseline) | {:.0} |",
+        raw_key_wrap(options.seconds)?
+    );
+    let mut providers = vec![("file provider (aws-lc-rs)", Arc::clone(&file))];
+    if let Some(provider) = &pkcs11 {
+        providers.push(("PKCS#11 provider (SoftHSM2)", Arc::clone(provider)));
+    }
+    for (label, provider) in providers {
+        let (one, four) = rewrap_rates(&dir, provider, options.seconds).await?;
+        println!("| {label} | {one:.0} \\| {four:.0} |");
+    }
+
     println!("\n### Envelope throughput\n");
     let context = EncryptionContext::from_pairs(["bench=1"])?;
     let raw = raw_aes_gcm(1 << 20, options.seconds)?;
@@ -204,6 +235,107 @@ async fn run(options: Options) -> BenchResult {
     );
     std::fs::remove_dir_all(&dir)?;
     Ok(())
+}
+
+const REWRAP_KEYS: usize = 2000;
+
+/// Raw AES-256-GCM seal and open of a 32-byte key per second (the floor of a rewrap).
+fn raw_key_wrap(seconds: f64) -> BenchResult<f64> {
+    use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, &[7u8; 32])?);
+    let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    let mut count = 0u64;
+    while Instant::now() < deadline {
+        let mut data = [0x11u8; 32].to_vec();
+        let nonce = [0u8; 12];
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(b"aad"),
+            &mut data,
+        )?;
+        key.open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(b"aad"),
+            &mut data,
+        )?;
+        count += 1;
+    }
+    Ok(count as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Rewraps per second through a keyring over `provider`: 1 task, 4 tasks.
+async fn rewrap_rates(
+    dir: &std::path::Path,
+    provider: Arc<dyn KeyProvider>,
+    seconds: f64,
+) -> BenchResult<(f64, f64)> {
+    use carimbo_kms::{
+        Caller, FileKeyringStore, KeyName, Keyring, KeyringSettings, MemoryAuditSink, Purpose,
+        SystemClock,
+    };
+    let ring_dir = dir.join(format!("ring-{}", provider.id()));
+    let store = FileKeyringStore::create(
+        &ring_dir,
+        KeyringSettings {
+            destroy_wait_seconds: 0,
+        },
+    )?;
+    let keyring = Arc::new(
+        Keyring::new(
+            Arc::new(store),
+            Arc::new(MemoryAuditSink::default()),
+            Arc::new(SystemClock),
+        )
+        .with_provider(Arc::clone(&provider)),
+    );
+    let caller = Caller::new("bench");
+    let name = KeyName::new(&format!(
+        "envelope-data/bench/rewrap-{}",
+        std::process::id()
+    ))?;
+    keyring
+        .create_key(&caller, &name, Purpose::Envelope, None, provider.id())
+        .await?;
+    let context = EncryptionContext::from_pairs(["bench=rewrap"])?;
+    let mut headers = Vec::with_capacity(REWRAP_KEYS);
+    for _ in 0..REWRAP_KEYS {
+        headers.push(keyring.seal(&caller, &name, &context, 65536).await?.headers);
+    }
+    keyring.rotate(&caller, &name, None).await?;
+    let headers = Arc::new(headers);
+    let mut rates = Vec::new();
+    for tasks in [1usize, 4] {
+        let deadline = Instant::now() + Duration::from_secs_f64(seconds);
+        let start = Instant::now();
+        let done = Arc::new(AtomicU64::new(0));
+        let mut handles = Vec::new();
+        for task in 0..tasks {
+            let (keyring, headers, done, context, caller) = (
+                Arc::clone(&keyring),
+                Arc::clone(&headers),
+                Arc::clone(&done),
+                context.clone(),
+                caller.clone(),
+            );
+            handles.push(tokio::spawn(async move {
+                let mut index = task;
+                while Instant::now() < deadline {
+                    keyring
+                        .rewrap(&caller, &headers[index % headers.len()], &context)
+                        .await?;
+                    done.fetch_add(1, Ordering::Relaxed);
+                    index += tasks;
+                }
+                Ok::<(), carimbo_kms::Error>(())
+            }));
+        }
+        for handle in handles {
+            handle.await??;
+        }
+        rates.push(done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64());
+    }
+    Ok((rates[0], rates[1]))
 }
 
 /// Signatures/s on 1 task and on 2 concurrent tasks.
