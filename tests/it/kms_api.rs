@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use carimbo_kms::{Caller, KeyName, Purpose};
 use serde_json::{Value, json};
 
-use crate::server::{TestCa, p256, start_ca, write_issued};
+use crate::server::{TestCa, p256, s, start_ca, write_issued};
 
 fn token(ca: &TestCa, name: &str) -> String {
     std::fs::read_to_string(ca.dir.join(format!("{name}.token")))
@@ -704,4 +704,143 @@ fn bad_inputs_get_a_specific_4xx_and_change_nothing_but_the_audit_trail() {
         (415, Some("unsupported_media_type"))
     );
     assert_eq!(audit_events(&ca).len(), events + 1);
+}
+
+#[test]
+fn a_blob_signed_through_the_kms_verifies_offline_with_openssl_and_through_the_api() {
+    let Some(ca) = start_ca() else { return };
+    let name = key("model-sign", "weights");
+    create_key(&ca, &name, "sign");
+    let dir = tempfile::tempdir().unwrap();
+    let blob = dir.path().join("model.bin");
+    let content: Vec<u8> = (0..(1 << 20) as u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&blob, &content).unwrap();
+    let token_file = ca.dir.join("kms-everything.token");
+    let run = |args: &[&str]| {
+        let output = std::process::Command::new(carimbo_tests::carimbo_binary())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (ok, _, stderr) = run(&[
+        "kms",
+        "sign-blob",
+        "--ca",
+        &ca.url,
+        "--ca-bundle",
+        s(&ca.bundle),
+        "--token-file",
+        s(&token_file),
+        "--key",
+        &name,
+        "--in",
+        s(&blob),
+    ]);
+    assert!(ok, "{stderr}");
+    let signature: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("model.bin.sig")).unwrap())
+            .unwrap();
+    assert_eq!(signature["key"], name.as_str());
+    assert_eq!(signature["key_version"], 1);
+    let (ok, pem, stderr) = run(&[
+        "kms",
+        "fetch-public-key",
+        "--ca",
+        &ca.url,
+        "--ca-bundle",
+        s(&ca.bundle),
+        "--token-file",
+        s(&token_file),
+        "--key",
+        &name,
+    ]);
+    assert!(ok, "{stderr}");
+    let public_key = dir.path().join("pub.pem");
+    std::fs::write(&public_key, pem).unwrap();
+
+    // Offline, and independently with openssl: the signature is over the digest bytes.
+    let (ok, stdout, stderr) = run(&[
+        "kms",
+        "verify-blob",
+        "--in",
+        s(&blob),
+        "--public-key",
+        s(&public_key),
+    ]);
+    assert!(ok && stdout.contains("signed by"), "{stderr}");
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, &content);
+    std::fs::write(dir.path().join("digest"), digest.as_ref()).unwrap();
+    std::fs::write(dir.path().join("sig.der"), unb64(&signature["signature"])).unwrap();
+    let (ok, text) = carimbo_tests::openssl(&[
+        "dgst",
+        "-sha256",
+        "-verify",
+        s(&public_key),
+        "-signature",
+        s(&dir.path().join("sig.der")),
+        s(&dir.path().join("digest")),
+    ]);
+    assert!(ok && text.contains("Verified OK"), "{text}");
+    // Through the API.
+    let (ok, _, stderr) = run(&[
+        "kms",
+        "verify-blob",
+        "--in",
+        s(&blob),
+        "--ca",
+        &ca.url,
+        "--ca-bundle",
+        s(&ca.bundle),
+        "--token-file",
+        s(&token_file),
+    ]);
+    assert!(ok, "{stderr}");
+
+    // A changed file, or a signature of another file, fails with a clear message.
+    let mut changed = content.clone();
+    changed[12345] ^= 1;
+    std::fs::write(&blob, &changed).unwrap();
+    let (ok, _, stderr) = run(&[
+        "kms",
+        "verify-blob",
+        "--in",
+        s(&blob),
+        "--public-key",
+        s(&public_key),
+    ]);
+    assert!(!ok && stderr.contains("the file changed"), "{stderr}");
+    let mut forged = signature.clone();
+    forged["digest"] = json!(format!(
+        "sha256:{}",
+        hex::encode(aws_lc_rs::digest::digest(
+            &aws_lc_rs::digest::SHA256,
+            &changed
+        ))
+    ));
+    std::fs::write(
+        dir.path().join("model.bin.sig"),
+        serde_json::to_string(&forged).unwrap(),
+    )
+    .unwrap();
+    for extra in [
+        vec!["--public-key", s(&public_key)],
+        vec![
+            "--ca",
+            &ca.url,
+            "--ca-bundle",
+            s(&ca.bundle),
+            "--token-file",
+            s(&token_file),
+        ],
+    ] {
+        let mut args = vec!["kms", "verify-blob", "--in", s(&blob)];
+        args.extend(extra);
+        let (ok, _, stderr) = run(&args);
+        assert!(!ok && stderr.contains("does not verify"), "{stderr}");
+    }
 }

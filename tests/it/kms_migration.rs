@@ -74,9 +74,9 @@ impl Setup {
         serde_json::from_slice(&output.stdout).unwrap()
     }
 
-    /// Starts the migration and kills it (SIGKILL) after `after`; returns the rows
-    /// moved so far.
-    fn migrate_and_kill(&self, to: &str, after: Duration) -> u64 {
+    /// Starts the migration and kills it (SIGKILL) once the job's progress shows at
+    /// least `rows` rows moved; returns the rows moved then.
+    fn migrate_and_kill(&self, to: &str, rows: u64) -> u64 {
         let mut child = Command::new(carimbo_binary())
             .args(["kms", "migrate", "--config", s(&self.config), "--key", KEY])
             .args(["--to", to, "--rate", "1500", "--lease-ttl", "2s"])
@@ -87,12 +87,24 @@ impl Setup {
             ))
             .spawn()
             .unwrap();
-        std::thread::sleep(after);
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the job ended before it could be killed: {}",
-            std::fs::read_to_string(self.data.join("migrate.log")).unwrap_or_default()
-        );
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the job ended before it could be killed: {}",
+                std::fs::read_to_string(self.data.join("migrate.log")).unwrap_or_default()
+            );
+            let done = self
+                .runtime
+                .block_on(self.store.running_kms_job(KEY))
+                .unwrap()
+                .map_or(0, |job| job.done);
+            if done >= rows {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no progress to {rows} rows");
+            std::thread::sleep(Duration::from_millis(20));
+        }
         child.kill().unwrap();
         let _ = child.wait();
         self.runtime
@@ -303,9 +315,10 @@ fn data_keys_move_file_to_softhsm_to_aws_through_two_kills_and_none_is_lost() {
     );
 
     // File → SoftHSM2, killed twice, then resumed to the end.
-    let first = setup.migrate_and_kill("pkcs11", Duration::from_millis(1500));
-    // The second run first waits for the killed job's lease (2 s) to lapse.
-    let second = setup.migrate_and_kill("pkcs11", Duration::from_millis(3500));
+    // Each kill comes once the job reports progress; the second run first waits for
+    // the killed job's lease (2 s) to lapse, then counts what is left.
+    let first = setup.migrate_and_kill("pkcs11", (count / 8) as u64);
+    let second = setup.migrate_and_kill("pkcs11", (count / 2) as u64);
     eprintln!("killed after {first} and {second} rows");
     assert!(first > 0 && second > first && (second as usize) < count);
     let started = Instant::now();

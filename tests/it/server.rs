@@ -209,7 +209,7 @@ operations = ["sign", "verify"]
 [[kms.rules]]
 identities = ["client:everything"]
 keys = ["**"]
-operations = ["encrypt", "decrypt", "datakey", "rewrap", "sign", "verify", "hmac", "verify-hmac"]
+operations = ["encrypt", "decrypt", "datakey", "rewrap", "sign", "verify", "hmac", "verify-hmac", "public-key"]
 "#,
                 server = ceremony("int-server.pem"),
                 workload = ceremony("int-workload.pem"),

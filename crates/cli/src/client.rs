@@ -76,6 +76,20 @@ fn http_client(args: &CaArgs) -> Result<reqwest::Client, Box<dyn std::error::Err
     ca_client(&args.ca_bundle)
 }
 
+impl CaArgs {
+    /// The base URL, without a trailing slash.
+    pub(crate) fn url(&self) -> &str {
+        self.ca.trim_end_matches('/')
+    }
+
+    /// An HTTPS client trusting the bundle.
+    pub(crate) fn client(
+        &self,
+    ) -> Result<reqwest::Client, Box<dyn std::error::Error + Send + Sync>> {
+        http_client(self)
+    }
+}
+
 /// An HTTPS client that trusts only the roots in the PEM file `bundle`.
 pub(crate) fn ca_client(
     bundle: &Path,
@@ -155,7 +169,10 @@ async fn problem(response: reqwest::Response) -> CaError {
 
 /// Sends `request` to `url`; returns the JSON body of a 2xx answer, else the CA's
 /// problem (or why it could not be reached) as the error.
-async fn send_json(request: reqwest::RequestBuilder, url: &str) -> Result<Value, CaError> {
+pub(crate) async fn send_json(
+    request: reqwest::RequestBuilder,
+    url: &str,
+) -> Result<Value, CaError> {
     let response = request
         .send()
         .await

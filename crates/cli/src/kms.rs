@@ -64,6 +64,12 @@ pub enum KmsCommand {
         #[arg(long)]
         provider: Option<String>,
     },
+    /// Sign a file (its SHA-256) through the KMS API; writes FILE.sig.
+    SignBlob(crate::blob::SignBlobArgs),
+    /// Check a file against its .sig, offline with a public key or through the API.
+    VerifyBlob(crate::blob::VerifyBlobArgs),
+    /// Print a service signing key's public key (PEM), fetched from the KMS API.
+    FetchPublicKey(crate::blob::PublicKeyArgs),
     /// Move every inventory row of a service key to a version in another provider
     /// (file → pkcs11 → aws), or to the primary version after a rotation: a
     /// resumable rewrap job over the service's database (see docs/kms-api.md).
@@ -323,6 +329,9 @@ fn open_keyring(args: &KeyringArgs, create: Option<KeyringSettings>) -> Result<K
 /// Runs one `carimbo kms` command.
 pub async fn run(command: KmsCommand) -> CliResult {
     match command {
+        KmsCommand::SignBlob(args) => crate::blob::sign_blob(args).await,
+        KmsCommand::VerifyBlob(args) => crate::blob::verify_blob(args).await,
+        KmsCommand::FetchPublicKey(args) => crate::blob::public_key(args).await,
         KmsCommand::Migrate {
             config,
             key,

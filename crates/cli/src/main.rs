@@ -7,6 +7,7 @@
 //! partial output file behind.
 
 mod agent;
+mod blob;
 mod client;
 mod kms;
 mod local_keyring;

@@ -518,6 +518,22 @@ fn parse_item(operation: KmsOperation, value: Value) -> Result<Item, ApiError> {
                 inventory_id: check_inventory_id(body.inventory_id)?,
             })
         }
+        KmsOperation::PublicKey => {
+            #[derive(Debug, Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct PublicKeyBody {
+                key: String,
+                #[serde(default)]
+                version: Option<u32>,
+            }
+            let body: PublicKeyBody = serde_json::from_value(value).map_err(malformed)?;
+            Ok(Item::Message {
+                key: key_name(&body.key)?,
+                message: Vec::new(),
+                signature: None,
+                version: body.version,
+            })
+        }
         KmsOperation::Sign
         | KmsOperation::Verify
         | KmsOperation::Hmac
@@ -838,7 +854,17 @@ async fn execute(
             Ok(json!({
                 "key": key.as_str(),
                 "key_version": version,
+                "algorithm": record.algorithm.to_string(),
                 "signature": BASE64.encode(signature),
+            }))
+        }
+        (KmsOperation::PublicKey, Item::Message { key, version, .. }) => {
+            let (version, der) = ring.public_key(&key, version).await.map_err(core)?;
+            Ok(json!({
+                "key": key.as_str(),
+                "key_version": version,
+                "algorithm": record.algorithm.to_string(),
+                "public_key": BASE64.encode(&der),
             }))
         }
         (

@@ -36,11 +36,13 @@ pub enum KmsOperation {
     Hmac,
     /// Verify an HMAC.
     VerifyHmac,
+    /// Read a signing key's public key (to verify offline).
+    PublicKey,
 }
 
 impl KmsOperation {
     /// Every operation.
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 9] = [
         Self::Encrypt,
         Self::Decrypt,
         Self::Datakey,
@@ -49,6 +51,7 @@ impl KmsOperation {
         Self::Verify,
         Self::Hmac,
         Self::VerifyHmac,
+        Self::PublicKey,
     ];
 
     /// The name used in configs, URLs and audit events.
@@ -62,6 +65,7 @@ impl KmsOperation {
             Self::Verify => "verify",
             Self::Hmac => "hmac",
             Self::VerifyHmac => "verify-hmac",
+            Self::PublicKey => "public-key",
         }
     }
 }
