@@ -275,6 +275,7 @@ async fn rewrap_rates(
         SystemClock,
     };
     let ring_dir = dir.join(format!("ring-{}", provider.id()));
+    std::fs::create_dir_all(&ring_dir)?;
     let store = FileKeyringStore::create(
         &ring_dir,
         KeyringSettings {
