@@ -391,7 +391,7 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')
     echo "serve\` on the development SQLite database: \`encrypt\` of a 1 KiB payload (a new data"
     echo "key wrapped by the KEK, the payload sealed) and \`decrypt\` of one such envelope (the data"
     echo "key unwrapped, the payload opened); each request also writes its audit event (a durable"
-    echo "SQLite commit). Baselines: the rewrap rates below and the issuance rates above (same"
+    echo "SQLite commit). Baselines: the rewrap rates and the issuance rates above (same"
     echo "HTTPS and audit path)."
     echo
     echo "| KEK provider | operation | requests/s | p50 ms | p99 ms | errors |"
