@@ -844,3 +844,63 @@ fn a_blob_signed_through_the_kms_verifies_offline_with_openssl_and_through_the_a
         assert!(!ok && stderr.contains("does not verify"), "{stderr}");
     }
 }
+
+#[test]
+fn keys_under_a_rotation_schedule_get_a_new_primary_and_old_versions_keep_working() {
+    let Some(ca) = start_ca() else { return };
+    let name = key("hmac", "rot");
+    create_key(&ca, &name, "hmac");
+    let everything = token(&ca, "kms-everything");
+    let (status, first) = call(
+        &ca,
+        "/v1/kms/hmac",
+        &everything,
+        &json!({ "key": name, "message": b64(b"payload") }),
+    );
+    assert_eq!(
+        (status, first["key_version"].as_u64()),
+        (200, Some(1)),
+        "{first}"
+    );
+    // The schedule (every 2s for hmac/test/rot-*) rotates it without anyone asking.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, reply) = call(
+            &ca,
+            "/v1/kms/keys/describe",
+            &token(&ca, "kms-admin"),
+            &json!({ "name": name }),
+        );
+        if reply["primary_version"].as_u64() >= Some(2) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never rotated: {reply}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (_, second) = call(
+        &ca,
+        "/v1/kms/hmac",
+        &everything,
+        &json!({ "key": name, "message": b64(b"payload") }),
+    );
+    assert!(second["key_version"].as_u64() >= Some(2), "{second}");
+    // A tag made with version 1 still verifies with version 1.
+    let (status, reply) = call(
+        &ca,
+        "/v1/kms/verify-hmac",
+        &everything,
+        &json!({ "key": name, "message": b64(b"payload"), "signature": first["tag"], "version": 1 }),
+    );
+    assert_eq!(
+        (status, reply["valid"].as_bool()),
+        (200, Some(true)),
+        "{reply}"
+    );
+    let scheduled = audit_events(&ca).into_iter().any(|e| {
+        e["type"] == "kms.key.rotate" && e["admin"] == "scheduler" && e["key"] == name.as_str()
+    });
+    assert!(scheduled, "no audit event for the scheduled rotation");
+}

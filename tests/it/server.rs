@@ -187,6 +187,9 @@ token-file = "kms-admin.token"
 provider = "pkcs11"
 pkcs11-config = {kms_token:?}
 max-batch = 10
+[[kms.rotation]]
+keys = ["hmac/test/rot-*"]
+every = "2s"
 [[kms.clients]]
 name = "payments"
 token-file = "kms-payments.token"

@@ -110,6 +110,20 @@ pub struct KmsSection {
     /// Allow rules; nothing else is allowed, except by grants.
     #[serde(default)]
     pub rules: Vec<KmsRuleSection>,
+    /// Scheduled rotations: keys matching a pattern get a new primary version when
+    /// their primary is older than the period.
+    #[serde(default)]
+    pub rotation: Vec<KmsRotationSection>,
+}
+
+/// A scheduled rotation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct KmsRotationSection {
+    /// Key name patterns.
+    pub keys: Vec<String>,
+    /// Largest age of a primary version (e.g. `90d`).
+    pub every: Span,
 }
 
 fn default_max_batch() -> usize {
@@ -576,6 +590,20 @@ impl LoadedConfig {
         }
         for (index, rule) in kms.rules.iter().enumerate() {
             self.kms_rule(index, rule)?;
+        }
+        for (index, rotation) in kms.rotation.iter().enumerate() {
+            if rotation.keys.is_empty() || rotation.keys.iter().any(|k| k.starts_with("pki-ca/")) {
+                return Err(self.error(
+                    &format!("kms.rotation[{index}].keys"),
+                    "must list key patterns, and no CA keys",
+                ));
+            }
+            if rotation.every.0 < time::Duration::seconds(1) {
+                return Err(self.error(
+                    &format!("kms.rotation[{index}].every"),
+                    "must be at least 1s",
+                ));
+            }
         }
         Ok(())
     }

@@ -19,6 +19,8 @@ use tokio::time::Instant;
 pub const CRL_JOB: &str = "crl";
 /// The OCSP refresh job (re-signing stored answers before they go stale).
 pub const OCSP_REFRESH_JOB: &str = "ocsp-refresh";
+/// Scheduled rotation of KMS keys.
+pub const KMS_ROTATION_JOB: &str = "kms-rotation";
 
 #[derive(Debug)]
 struct Held {

@@ -72,6 +72,8 @@ pub struct KmsService {
     /// Where new keys and versions are generated.
     provider: String,
     max_batch: usize,
+    /// Scheduled rotations: key patterns and the largest age of a primary version.
+    rotations: Vec<(Vec<String>, time::Duration)>,
 }
 
 impl KmsService {
@@ -152,12 +154,81 @@ impl KmsService {
             clients,
             provider: section.provider.clone(),
             max_batch: section.max_batch,
+            rotations: section
+                .rotation
+                .iter()
+                .map(|r| (r.keys.clone(), r.every.0))
+                .collect(),
         })
     }
 
     /// The keyring (for tests and tools).
     pub fn keyring(&self) -> &Keyring {
         &self.keyring
+    }
+
+    /// Whether scheduled rotations are configured.
+    pub fn has_rotations(&self) -> bool {
+        !self.rotations.is_empty()
+    }
+
+    /// Rotates every key a scheduled rotation covers whose primary version is older
+    /// than its period (run by the replica holding the `kms-rotation` lease). Returns
+    /// the keys rotated with their new version.
+    pub async fn rotate_due(&self, state: &AppState) -> Result<Vec<(String, u32)>, ApiError> {
+        if self.rotations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = OffsetDateTime::now_utc();
+        let records = self.keyring.store().keys().await.map_err(core)?;
+        let mut rotated = Vec::new();
+        for record in records {
+            if is_ca_key(&record.name, Some(record.purpose)) {
+                continue;
+            }
+            let Some(period) = self
+                .rotations
+                .iter()
+                .filter(|(patterns, _)| {
+                    patterns
+                        .iter()
+                        .any(|p| crate::kms_policy::pattern_matches(p, record.name.as_str()))
+                })
+                .map(|(_, period)| *period)
+                .min()
+            else {
+                continue;
+            };
+            let primary = record.version(record.primary_version).map_err(core)?;
+            if now - primary.created_at < period {
+                continue;
+            }
+            let caller = Caller::new("scheduler:kms-rotation");
+            let result = self
+                .keyring
+                .rotate(&caller, &record.name, Some(&self.provider))
+                .await;
+            let outcome = match &result {
+                Ok(version) => json!({ "ok": version }),
+                Err(error) => json!({ "error": error.to_string() }),
+            };
+            state
+                .audit(json!({
+                    "type": "kms.key.rotate",
+                    "admin": "scheduler",
+                    "key": record.name.as_str(),
+                    "after": outcome,
+                    "outcome": if result.is_ok() { "ok" } else { "failed" },
+                }))
+                .await?;
+            match result {
+                Ok(version) => rotated.push((record.name.to_string(), version)),
+                Err(error) => {
+                    tracing::warn!(key = %record.name, error = %error, "scheduled rotation failed");
+                }
+            }
+        }
+        Ok(rotated)
     }
 }
 

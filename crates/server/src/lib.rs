@@ -73,7 +73,11 @@ pub struct Listeners {
 /// The jobs a replica of `role` takes part in.
 fn jobs_of(role: Role) -> &'static [&'static str] {
     match role {
-        Role::All => &[jobs::CRL_JOB, jobs::OCSP_REFRESH_JOB],
+        Role::All => &[
+            jobs::CRL_JOB,
+            jobs::OCSP_REFRESH_JOB,
+            jobs::KMS_ROTATION_JOB,
+        ],
         Role::Ocsp => &[jobs::OCSP_REFRESH_JOB],
     }
 }
@@ -123,6 +127,31 @@ fn spawn_jobs(state: &Arc<AppState>, stopped: &tokio::sync::watch::Receiver<bool
                 tokio::select! {
                     _ = stop.wait_for(|stopped| *stopped) => return,
                     () = tokio::time::sleep(state.leases.renew_interval()) => {}
+                }
+            }
+        });
+    }
+    if state.role == Role::All && state.kms.as_ref().is_some_and(|k| k.has_rotations()) {
+        let state = Arc::clone(state);
+        let mut stop = stopped.clone();
+        tokio::spawn(async move {
+            loop {
+                if state.leases.fence(jobs::KMS_ROTATION_JOB).is_some()
+                    && let Some(kms) = &state.kms
+                {
+                    match kms.rotate_due(&state).await {
+                        Ok(rotated) if !rotated.is_empty() => {
+                            tracing::info!(?rotated, "scheduled KMS rotations");
+                        }
+                        Ok(_) => {}
+                        Err(error) => {
+                            tracing::warn!(error = %error, "scheduled KMS rotation failed")
+                        }
+                    }
+                }
+                tokio::select! {
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                    () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
                 }
             }
         });
