@@ -18,7 +18,7 @@ use carimbo_tests::write_private;
 use serde_json::{Value, json};
 
 use crate::cli_dev::{free_port, start_dev};
-use crate::replicas::{Replica, carimbo, crl, serve_config, start_replica_with};
+use crate::replicas::{Replica, carimbo, crl, issue_through, serve_config, start_replica_with};
 use crate::server::{p256, s};
 
 /// Lease TTL of the replicas in these tests: takeovers within seconds.
@@ -182,40 +182,8 @@ fn a_job_leader_stalled_past_its_lease_cannot_publish_when_it_wakes_up() {
     let admin = cluster.data.join("admin.token");
 
     // A certificate issued and revoked through B: the CRL job (on A) must publish.
-    let (ok, token, stderr) = carimbo(&[
-        "token",
-        "create",
-        "--ca",
-        &b.api,
-        "--ca-bundle",
-        s(&bundle),
-        "--admin-token-file",
-        s(&admin),
-        "--provisioner",
-        "dev",
-        "--profile",
-        "server",
-        "--san",
-        "dns:stall.localhost",
-    ]);
-    assert!(ok, "{stderr}");
     let out = cluster.dir.path().join("cert");
-    let (ok, _, stderr) = carimbo(&[
-        "issue",
-        "--ca",
-        &b.api,
-        "--ca-bundle",
-        s(&bundle),
-        "--token",
-        token.trim(),
-        "--profile",
-        "server",
-        "--san",
-        "dns:stall.localhost",
-        "--out",
-        s(&out),
-    ]);
-    assert!(ok, "{stderr}");
+    issue_through(&b, &cluster.data, "dns:stall.localhost", &out);
     let serial = hex_serial_of(&out.join("cert.pem"));
     let (ok, _, stderr) = carimbo(&[
         "revoke",

@@ -288,6 +288,46 @@ fn two_replicas_on_one_postgresql_database_are_one_ca() {
     drop(database);
 }
 
+/// Mints a bootstrap token for `san` (provisioner `dev`, profile server) through
+/// `replica` with the admin token in `data`, and issues a certificate with it into
+/// `out`, both with the `carimbo` CLI; panics with its message on failure.
+pub(crate) fn issue_through(replica: &Replica, data: &Path, san: &str, out: &Path) {
+    let bundle = data.join("ca-bundle.pem");
+    let (ok, token, stderr) = carimbo(&[
+        "token",
+        "create",
+        "--ca",
+        &replica.api,
+        "--ca-bundle",
+        s(&bundle),
+        "--admin-token-file",
+        s(&data.join("admin.token")),
+        "--provisioner",
+        "dev",
+        "--profile",
+        "server",
+        "--san",
+        san,
+    ]);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = carimbo(&[
+        "issue",
+        "--ca",
+        &replica.api,
+        "--ca-bundle",
+        s(&bundle),
+        "--token",
+        token.trim(),
+        "--profile",
+        "server",
+        "--san",
+        san,
+        "--out",
+        s(out),
+    ]);
+    assert!(ok, "{stderr}");
+}
+
 /// Writes a copy of the dev config for `carimbo serve`: new ports and, with `postgres`,
 /// the PostgreSQL URL file instead of SQLite.
 pub(crate) fn serve_config(
@@ -709,40 +749,12 @@ fn a_replica_reaches_postgresql_over_verified_tls_only() {
     let (api, publication) = (free_port(), free_port());
     let config = serve_config(&data, "tls", api, publication, true);
     let mut replica = start_replica(&config, api, publication);
-    let bundle = data.join("ca-bundle.pem");
-    let (ok, token, stderr) = carimbo(&[
-        "token",
-        "create",
-        "--ca",
-        &replica.api,
-        "--ca-bundle",
-        s(&bundle),
-        "--admin-token-file",
-        s(&data.join("admin.token")),
-        "--provisioner",
-        "dev",
-        "--profile",
-        "server",
-        "--san",
+    issue_through(
+        &replica,
+        &data,
         "dns:tls.localhost",
-    ]);
-    assert!(ok, "{stderr}");
-    let (ok, _, stderr) = carimbo(&[
-        "issue",
-        "--ca",
-        &replica.api,
-        "--ca-bundle",
-        s(&bundle),
-        "--token",
-        token.trim(),
-        "--profile",
-        "server",
-        "--san",
-        "dns:tls.localhost",
-        "--out",
-        s(&dir.path().join("issued")),
-    ]);
-    assert!(ok, "{stderr}");
+        &dir.path().join("issued"),
+    );
     replica.terminate();
     drop(database);
 }

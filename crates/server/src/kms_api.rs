@@ -653,18 +653,7 @@ async fn run_item(
     let item = match parse_item(operation, value) {
         Ok(item) => item,
         Err(error) => {
-            audit(
-                state,
-                identity,
-                operation,
-                None,
-                None,
-                None,
-                "not-decided",
-                &Err(&error),
-            )
-            .await?;
-            return Err(error);
+            return Err(refused(state, identity, operation, error).await);
         }
     };
     let key = item.key().clone();
@@ -769,6 +758,31 @@ async fn audit(
             "outcome": outcome,
         }))
         .await
+}
+
+/// Audits a request item refused before the policy was asked (malformed body, too
+/// large a batch); returns the error to answer with (or the audit's own failure).
+async fn refused(
+    state: &AppState,
+    identity: &str,
+    operation: KmsOperation,
+    error: ApiError,
+) -> ApiError {
+    match audit(
+        state,
+        identity,
+        operation,
+        None,
+        None,
+        None,
+        "not-decided",
+        &Err(&error),
+    )
+    .await
+    {
+        Ok(()) => error,
+        Err(audit_failure) => audit_failure,
+    }
 }
 
 fn core(error: carimbo_kms::Error) -> ApiError {
@@ -1038,18 +1052,7 @@ async fn single(
     let value: Value = match json_body(&headers, body, state.max_body_bytes) {
         Ok(value) => value,
         Err(error) => {
-            audit(
-                &state,
-                &identity,
-                operation,
-                None,
-                None,
-                None,
-                "not-decided",
-                &Err(&error),
-            )
-            .await?;
-            return Err(error);
+            return Err(refused(&state, &identity, operation, error).await);
         }
     };
     let reply = run_item(&state, kms, &identity, operation, value, &request_id()).await?;
@@ -1092,34 +1095,12 @@ async fn batch(
     let body: BatchBody = match json_body(&headers, body, state.max_body_bytes) {
         Ok(body) => body,
         Err(error) => {
-            audit(
-                &state,
-                &identity,
-                operation,
-                None,
-                None,
-                None,
-                "not-decided",
-                &Err(&error),
-            )
-            .await?;
-            return Err(error);
+            return Err(refused(&state, &identity, operation, error).await);
         }
     };
     if body.items.len() > kms.max_batch {
         let error = ApiError::Kms(KmsError::BatchTooLarge(kms.max_batch));
-        audit(
-            &state,
-            &identity,
-            operation,
-            None,
-            None,
-            None,
-            "not-decided",
-            &Err(&error),
-        )
-        .await?;
-        return Err(error);
+        return Err(refused(&state, &identity, operation, error).await);
     }
     let id = request_id();
     let mut results = Vec::with_capacity(body.items.len());
