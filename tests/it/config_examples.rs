@@ -50,6 +50,12 @@ fn load(relative: &str, path: &Path) -> bool {
         "carimbo.toml" | "dev.toml" => {
             let loaded = carimbo_server::config::LoadedConfig::load(path).unwrap();
             assert_eq!(loaded.config.issuers.len(), 2);
+            // The production example enables the KMS API, and its rules check.
+            if relative == "carimbo.toml" {
+                let kms = loaded.config.kms.as_ref().expect("a [kms] section");
+                assert_eq!(kms.rules.len(), 1);
+                loaded.kms_rule(0, &kms.rules[0]).unwrap();
+            }
             assert!(!loaded.config.provisioners.is_empty());
             // Every provisioner's SAN patterns and profiles parse.
             for section in &loaded.config.provisioners {
