@@ -103,6 +103,22 @@ export CARIMBO_MOTO_PYTHON=$moto_python
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+# Temporary files of the tests (some fixtures live for the whole test process and are
+# never dropped) go under the work directory, removed at exit. Open like /tmp: the
+# PostgreSQL test server runs as the `postgres` user when the tests run as root.
+chmod 0755 "$work"
+mkdir -m 1777 "$work/tmp"
+export TMPDIR="$work/tmp"
+# A one-off build (CI, a fresh clone) gains nothing from incremental caches, which
+# take gigabytes of disk.
+if [ -n "${CI:-}" ]; then
+    export CARGO_INCREMENTAL=0
+fi
+# Say so early when the disk is nearly full: a cold build and test run needs a few GB.
+avail_kb=$(df -Pk "$target_dir" | awk 'NR==2 {print $4}')
+if [ -n "$avail_kb" ] && [ "$avail_kb" -lt $((4 * 1024 * 1024)) ]; then
+    echo "warning: only $((avail_kb / 1024)) MiB free under $target_dir; a cold build needs about 4 GiB" >&2
+fi
 
 # A throwaway SoftHSM2 token directory; each test process creates its own tokens in it.
 mkdir "$work/tokens"
