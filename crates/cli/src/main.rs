@@ -7,6 +7,7 @@
 //! partial output file behind.
 
 mod agent;
+mod audit;
 mod blob;
 mod client;
 mod kms;
@@ -64,8 +65,12 @@ enum AdminCommand {
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Recompute an audit chain from the database and report its first broken link.
-    Verify(service::AuditVerifyArgs),
+    /// Recompute every audit chain, check it against its signed heads and report the
+    /// first problem of each.
+    Verify(audit::AuditVerifyArgs),
+    /// Export the issuance and revocation report of a period, with the audit events and
+    /// signed heads behind it (JSON lines or CSV).
+    Export(audit::AuditExportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -132,7 +137,8 @@ fn main() -> ExitCode {
             Command::Agent(args) => agent::run(args).await,
             Command::Admin(AdminCommand::Revoke(args)) => client::bulk_revoke(args).await,
             Command::Token(TokenCommand::Create(args)) => client::token_create(args).await,
-            Command::Audit(AuditCommand::Verify(args)) => service::audit_verify(args).await,
+            Command::Audit(AuditCommand::Verify(args)) => audit::verify(args).await,
+            Command::Audit(AuditCommand::Export(args)) => audit::export(args).await,
             Command::Kms(command) => kms::run(command).await,
         }
     });

@@ -91,6 +91,15 @@ impl KeyOpener {
         }
     }
 
+    /// An opener for the key sources of a service config (`[keys]`).
+    pub fn from_config(loaded: &crate::config::LoadedConfig) -> Self {
+        let keys = &loaded.config.keys;
+        Self::new(
+            keys.pkcs11_config.as_ref().map(|p| loaded.resolve(p)),
+            keys.file_directory.as_ref().map(|p| loaded.resolve(p)),
+        )
+    }
+
     /// The provider with id `provider` (`pkcs11` or `file`), opened on first use.
     pub async fn provider(&self, provider: &str) -> Result<&dyn KeyProvider, ServerError> {
         match provider {
