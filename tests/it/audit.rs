@@ -67,8 +67,13 @@ fn audit_verify_pinpoints_edits_deletions_recomputed_chains_and_cut_tails() {
     let (api, publication) = (free_port(), free_port());
     let config = serve_config(&data, "audited", api, publication, false);
     let mut text = std::fs::read_to_string(&config).unwrap();
-    text.push_str("\n[audit]\nhead-interval = \"1s\"\n");
+    text.push_str(
+        "\n[audit]\nhead-interval = \"1s\"\n\n\
+         [[admins]]\nname = \"ana\"\nrole = \"auditor\"\ntoken-file = \"auditor.token\"\n",
+    );
     std::fs::write(&config, text).unwrap();
+    let auditor = data.join("auditor.token");
+    carimbo_tests::write_private(&auditor, b"auditor-token-0123456789abcdef");
 
     let log = dir.path().join("serve.log");
     let mut replica = start_replica_with(&config, api, publication, &[], Some(&log));
@@ -88,6 +93,7 @@ fn audit_verify_pinpoints_edits_deletions_recomputed_chains_and_cut_tails() {
         // A head is signed within the interval.
         std::thread::sleep(Duration::from_millis(1500));
     }
+    search_and_revoke(&replica, &data, &auditor);
     replica.terminate();
 
     // Intact: every head verifies, and the head signed at shutdown leaves no tail.
@@ -318,4 +324,133 @@ fn audit_verify_pinpoints_edits_deletions_recomputed_chains_and_cut_tails() {
         !ok && stderr.contains("--until must be after --since"),
         "{stderr}"
     );
+}
+
+/// `carimbo admin certs` with the admin and the auditor tokens, across pages; a bulk
+/// revocation (admin only) and the revoked certificate found only on request.
+fn search_and_revoke(replica: &crate::replicas::Replica, data: &Path, auditor: &Path) {
+    let bundle = data.join("ca-bundle.pem");
+    let admin = data.join("admin.token");
+    let certs = |token: &Path, extra: &[&str]| {
+        carimbo(
+            &[
+                &[
+                    "admin",
+                    "certs",
+                    "--ca",
+                    replica.api.as_str(),
+                    "--ca-bundle",
+                    s(&bundle),
+                    "--admin-token-file",
+                    s(token),
+                    "--json",
+                ][..],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    let lines = |stdout: &str| -> Vec<Value> {
+        stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    };
+    let (ok, stdout, stderr) = certs(&admin, &["--where", "san=dns:r1-0.audit.localhost"]);
+    assert!(ok, "{stderr}");
+    let found = lines(&stdout);
+    assert_eq!(found.len(), 1, "{stdout}");
+    assert_eq!(found[0]["subject_alt_names"][0], "dns:r1-0.audit.localhost");
+    assert_eq!(found[0]["status"], "issued");
+    let serial = found[0]["serial"].as_str().unwrap().to_owned();
+    // The auditor reads too, page by page (two a page).
+    let (ok, stdout, stderr) = certs(
+        auditor,
+        &[
+            "--where",
+            "issuer=int-server",
+            "--page-size",
+            "2",
+            "--where",
+            "expires-before=2100-01-01T00:00:00Z",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let all = lines(&stdout);
+    // Issue order is by the second, then by serial.
+    let mut names: Vec<&str> = all
+        .iter()
+        .filter_map(|r| r["subject_alt_names"][0].as_str())
+        .filter(|n| n.ends_with(".audit.localhost"))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "dns:r0-0.audit.localhost",
+            "dns:r0-1.audit.localhost",
+            "dns:r1-0.audit.localhost",
+            "dns:r1-1.audit.localhost",
+            "dns:r2-0.audit.localhost",
+            "dns:r2-1.audit.localhost"
+        ]
+    );
+    let (ok, stdout, _) = certs(
+        auditor,
+        &[
+            "--where",
+            &format!("serial={}", serial.to_uppercase()),
+            "--max",
+            "1",
+        ],
+    );
+    assert!(ok && lines(&stdout).len() == 1, "{stdout}");
+    // Bad conditions and credentials are named.
+    let (ok, _, stderr) = certs(&admin, &["--where", "expires-before=tomorrow"]);
+    assert!(!ok && stderr.contains("expires_before"), "{stderr}");
+    let (ok, _, stderr) = certs(&admin, &["--where", "colour=blue"]);
+    assert!(!ok && stderr.contains("unknown key"), "{stderr}");
+    let wrong = data.join("wrong.token");
+    carimbo_tests::write_private(&wrong, b"not-a-token");
+    let (ok, _, stderr) = certs(&wrong, &["--where", "issuer=int-server"]);
+    assert!(!ok && stderr.contains("unauthorized"), "{stderr}");
+
+    // Only an admin revokes; the auditor is refused.
+    let revoke = |token: &Path| {
+        carimbo(&[
+            "admin",
+            "revoke",
+            "--ca",
+            replica.api.as_str(),
+            "--ca-bundle",
+            s(&bundle),
+            "--admin-token-file",
+            s(token),
+            "--where",
+            "san=dns:r1-0.audit.localhost",
+            "--reason",
+            "superseded",
+            "--execute",
+            "--expect",
+            "1",
+        ])
+    };
+    let (ok, _, stderr) = revoke(auditor);
+    assert!(!ok && stderr.contains("not a admin"), "{stderr}");
+    let (ok, stdout, stderr) = revoke(&admin);
+    assert!(ok && stdout.contains("revoked 1 of 1"), "{stdout}{stderr}");
+    let (ok, stdout, _) = certs(&admin, &["--where", "san=dns:r1-0.audit.localhost"]);
+    assert!(ok && lines(&stdout).is_empty(), "{stdout}");
+    let (ok, stdout, _) = certs(
+        &admin,
+        &[
+            "--where",
+            "san=dns:r1-0.audit.localhost",
+            "--include-revoked",
+        ],
+    );
+    let found = lines(&stdout);
+    assert!(ok && found.len() == 1, "{stdout}");
+    assert_eq!(found[0]["status"], "revoked");
+    assert_eq!(found[0]["revocation_reason"], 4);
 }

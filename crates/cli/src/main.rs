@@ -61,6 +61,9 @@ enum Command {
 enum AdminCommand {
     /// Revoke every certificate matching conditions (a dry run unless --execute).
     Revoke(client::BulkRevokeArgs),
+    /// List the certificates matching conditions (name, provisioner, issuer, serial,
+    /// public key, issue time, expiry window).
+    Certs(client::CertsSearchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +139,7 @@ fn main() -> ExitCode {
             Command::Revoke(args) => client::revoke(args).await,
             Command::Agent(args) => agent::run(args).await,
             Command::Admin(AdminCommand::Revoke(args)) => client::bulk_revoke(args).await,
+            Command::Admin(AdminCommand::Certs(args)) => client::certs_search(args).await,
             Command::Token(TokenCommand::Create(args)) => client::token_create(args).await,
             Command::Audit(AuditCommand::Verify(args)) => audit::verify(args).await,
             Command::Audit(AuditCommand::Export(args)) => audit::export(args).await,

@@ -12,6 +12,7 @@
 //! future, so tests run it on `127.0.0.1:0`.
 
 pub mod audit_heads;
+pub mod certificate_search;
 pub mod config;
 pub mod crl;
 mod error;
