@@ -114,6 +114,11 @@ pub struct KmsSection {
     /// their primary is older than the period.
     #[serde(default)]
     pub rotation: Vec<KmsRotationSection>,
+    /// Rewraps per second each key provider takes from migration jobs (`pkcs11`,
+    /// `aws`, `file`), shared by every job writing to it: a job gets the limit divided
+    /// by the number of jobs running towards that provider.
+    #[serde(default)]
+    pub rate_limits: std::collections::BTreeMap<String, u32>,
 }
 
 /// A scheduled rotation.
@@ -578,6 +583,20 @@ impl LoadedConfig {
                 return Err(self.error(
                     "kms.provider",
                     format!("{other:?}: expected pkcs11, aws or file"),
+                ));
+            }
+        }
+        for (provider, limit) in &kms.rate_limits {
+            if !matches!(provider.as_str(), "pkcs11" | "aws" | "file") {
+                return Err(self.error(
+                    &format!("kms.rate-limits.{provider}"),
+                    "unknown provider: expected pkcs11, aws or file",
+                ));
+            }
+            if *limit == 0 {
+                return Err(self.error(
+                    &format!("kms.rate-limits.{provider}"),
+                    "must be at least 1 (leave it out for no limit)",
                 ));
             }
         }

@@ -74,6 +74,8 @@ pub struct KmsService {
     max_batch: usize,
     /// Scheduled rotations: key patterns and the largest age of a primary version.
     rotations: Vec<(Vec<String>, time::Duration)>,
+    /// Rewraps per second per provider, shared by the migration jobs.
+    rate_limits: std::collections::BTreeMap<String, u32>,
 }
 
 impl KmsService {
@@ -159,7 +161,14 @@ impl KmsService {
                 .iter()
                 .map(|r| (r.keys.clone(), r.every.0))
                 .collect(),
+            rate_limits: section.rate_limits.clone(),
         })
+    }
+
+    /// Rewraps per second that `provider` takes from all migration jobs together, if
+    /// limited.
+    pub fn rate_limit(&self, provider: &str) -> Option<u32> {
+        self.rate_limits.get(provider).copied()
     }
 
     /// The keyring (for tests and tools).
