@@ -81,6 +81,9 @@ pub struct ServerConfig {
     pub jobs: JobsSection,
     /// The KMS API (`/v1/kms/…`); off when absent.
     pub kms: Option<KmsSection>,
+    /// Per-identity rate limits (off when absent).
+    #[serde(default)]
+    pub limits: LimitsSection,
 }
 
 /// The KMS API: keys for applications (envelope encryption, signing, HMAC), kept apart
@@ -261,6 +264,33 @@ pub struct ListenSection {
     /// Time limit of a request (default 10s).
     #[serde(default = "default_request_timeout")]
     pub request_timeout: Span,
+    /// Time a client has to send a request's headers, from the connection's start or
+    /// the end of the previous request (default 10s): slow and idle clients are
+    /// disconnected.
+    #[serde(default = "default_request_timeout")]
+    pub header_timeout: Span,
+    /// Connections served at once per listener (default 4096); more wait to be
+    /// accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_max_connections() -> usize {
+    4096
+}
+
+/// Per-identity rate limits (off unless set). Refused requests get `429 rate_limited`
+/// with `Retry-After`, and are audited.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(default)]
+pub struct LimitsSection {
+    /// Certificates (issuance and renewal) per minute per identity, with bursts of as
+    /// many; 0: no limit.
+    pub issuance_per_minute: u32,
+    /// KMS operations per second per identity (each batch item counts), with bursts of
+    /// as many; 0: no limit.
+    pub kms_per_second: u32,
 }
 
 fn default_body_limit() -> usize {
@@ -782,6 +812,15 @@ impl LoadedConfig {
         }
         if let Some(kms) = &config.kms {
             self.check_kms(kms)?;
+        }
+        let header_timeout = config.server.header_timeout.0;
+        if header_timeout < time::Duration::seconds(1)
+            || header_timeout > time::Duration::minutes(10)
+        {
+            return Err(self.error("server.header-timeout", "must be between 1s and 10m"));
+        }
+        if config.server.max_connections == 0 {
+            return Err(self.error("server.max-connections", "must be at least 1"));
         }
         let head_interval = config.audit.head_interval.0;
         if head_interval < time::Duration::seconds(1) || head_interval > time::Duration::hours(24) {

@@ -771,6 +771,19 @@ async fn audit(
 
 /// Audits a request item refused before the policy was asked (malformed body, too
 /// large a batch); returns the error to answer with (or the audit's own failure).
+/// Takes `cost` operations from `identity`'s KMS budget (`[limits] kms-per-second`).
+fn rate_limit(state: &AppState, identity: &str, cost: u32) -> Result<(), ApiError> {
+    match &state.limits.kms {
+        Some(limiter) => limiter
+            .take(identity, cost)
+            .map_err(|wait| ApiError::RateLimited {
+                what: "kms",
+                retry_after: crate::limits::retry_after_seconds(wait),
+            }),
+        None => Ok(()),
+    }
+}
+
 async fn refused(
     state: &AppState,
     identity: &str,
@@ -1058,6 +1071,9 @@ async fn single(
     let client = client.map(|c| c.0);
     let identity =
         caller_identity(&state, kms, &headers, client.as_ref(), operation.as_str()).await?;
+    if let Err(error) = rate_limit(&state, &identity, 1) {
+        return Err(refused(&state, &identity, operation, error).await);
+    }
     let value: Value = match json_body(&headers, body, state.max_body_bytes) {
         Ok(value) => value,
         Err(error) => {
@@ -1109,6 +1125,10 @@ async fn batch(
     };
     if body.items.len() > kms.max_batch {
         let error = ApiError::Kms(KmsError::BatchTooLarge(kms.max_batch));
+        return Err(refused(&state, &identity, operation, error).await);
+    }
+    let cost = u32::try_from(body.items.len()).unwrap_or(u32::MAX).max(1);
+    if let Err(error) = rate_limit(&state, &identity, cost) {
         return Err(refused(&state, &identity, operation, error).await);
     }
     let id = request_id();
