@@ -21,5 +21,6 @@ mod pki;
 mod pki_leaf;
 mod replicas;
 mod revocation;
+mod secrets;
 mod server;
 mod store;
