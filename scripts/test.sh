@@ -17,6 +17,9 @@ have_initdb() {
         command -v initdb >/dev/null
 }
 have_initdb || missing+=(postgresql)
+# libfaketime shifts a service's clock for the clock-fault test.
+compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null ||
+    compgen -G '/usr/lib/faketime/libfaketime.so.1' >/dev/null || missing+=(faketime)
 if ((${#missing[@]})); then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
         echo "installing: ${missing[*]}"

@@ -210,11 +210,23 @@ impl CrlService {
         let started = std::time::Instant::now();
         let scope = crl_scope(&issuer.name, shard);
         for _ in 0..3 {
-            let now = OffsetDateTime::now_utc();
             let head = state.store.crl_head(&scope).await?;
             let (last_number, expired_after) = match &head {
                 Some(head) if head.last_number > 0 => (head.last_number, head.last_this_update),
                 _ => (0, OffsetDateTime::UNIX_EPOCH),
+            };
+            // A clock that went backwards (or a replica whose clock lags) never dates a
+            // CRL before the last one: thisUpdate only moves forward.
+            let clock = OffsetDateTime::now_utc();
+            let now = if clock < expired_after {
+                tracing::warn!(
+                    issuer = %scope,
+                    behind_seconds = (expired_after - clock).whole_seconds(),
+                    "the clock is behind the last CRL's thisUpdate; dating the CRL at that time"
+                );
+                expired_after
+            } else {
+                clock
             };
             let (revision, entries) = state.store.revoked_for_crl(&scope, expired_after).await?;
             let number = last_number + 1;

@@ -346,7 +346,9 @@ pub trait JobLeaseStore: Send + Sync + fmt::Debug {
     ) -> Result<Option<JobLease>, StoreError>;
 
     /// Ends the lease of `fence` at once (on shutdown), so another replica takes over
-    /// without waiting for it to lapse. A stale fence changes nothing.
+    /// without waiting for it to lapse: its expiry becomes the epoch, so even a
+    /// replica whose clock is behind the releaser's sees it free. A stale fence
+    /// changes nothing.
     ///
     /// Errors: database failures only.
     async fn release_lease(&self, fence: &Fence, now: OffsetDateTime) -> Result<(), StoreError>;

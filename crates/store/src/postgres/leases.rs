@@ -82,11 +82,12 @@ impl JobLeaseStore for PostgresStore {
         row.map(|row| lease_from_row(job, &row)).transpose()
     }
 
-    async fn release_lease(&self, fence: &Fence, now: OffsetDateTime) -> Result<(), StoreError> {
+    async fn release_lease(&self, fence: &Fence, _now: OffsetDateTime) -> Result<(), StoreError> {
+        // Expired at the epoch: free for any replica, whatever its clock says.
         sqlx::query(
             "UPDATE job_leases SET expires_at = $1 WHERE job = $2 AND holder = $3 AND fence = $4",
         )
-        .bind(unix_millis(now))
+        .bind(0_i64)
         .bind(&fence.job)
         .bind(&fence.holder)
         .bind(stored_u64(fence.token, "fence")?)

@@ -1,0 +1,140 @@
+//! Faults from outside the service: a clock turned back must not date a CRL before the
+//! last one published.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::cli_dev::{free_port, start_dev};
+use crate::replicas::{carimbo, issue_through, serve_config, start_replica_with};
+use crate::revocation::plain_http;
+use crate::server::s;
+
+/// libfaketime (Debian package `faketime`), which shifts a process's clock.
+fn faketime() -> Option<PathBuf> {
+    let found = ["x86_64-linux-gnu", "aarch64-linux-gnu", ""]
+        .iter()
+        .map(|arch| PathBuf::from(format!("/usr/lib/{arch}/faketime/libfaketime.so.1")))
+        .find(|path| path.exists());
+    if found.is_none() {
+        carimbo_tests::skip(
+            "libfaketime",
+            "not installed (Debian: apt-get install faketime)",
+        );
+    }
+    found
+}
+
+/// Number, thisUpdate and whether `serial` is listed, of the current int-server CRL.
+fn current_crl(publication: &str, serial: &str) -> Option<(u64, time::OffsetDateTime, bool)> {
+    let (status, der) = plain_http("GET", &format!("{publication}/crl/int-server.crl"));
+    if status != 200 {
+        return None;
+    }
+    let (_, crl) = x509_parser::parse_x509_crl(&der).unwrap();
+    let number = crl.crl_number().unwrap().to_u64_digits()[0];
+    let listed = crl
+        .iter_revoked_certificates()
+        .any(|entry| hex::encode(entry.raw_serial()) == serial);
+    Some((number, crl.last_update().to_datetime(), listed))
+}
+
+#[test]
+fn a_clock_turned_back_never_dates_a_crl_before_the_last_one() {
+    let Some(library) = faketime() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut dev, _) = start_dev(&data, free_port(), free_port());
+    dev.kill().unwrap();
+    let _ = dev.wait();
+    let (api, publication) = (free_port(), free_port());
+    let config = serve_config(&data, "clock", api, publication, false);
+    let first_log = dir.path().join("first.log");
+    let mut replica = start_replica_with(
+        &config,
+        api,
+        publication,
+        &[("RUST_LOG", "info")],
+        Some(&first_log),
+    );
+    // The CRL job's lease: still held by the killed `carimbo dev` until it lapses (wall
+    // clock, 15 s); this replica must hold it — and release it at shutdown — so that a
+    // replica whose clock is behind can take it (a lapsed lease of a dead replica, seen
+    // by a clock two hours behind, stays held for two hours: clocks must be in sync).
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !std::fs::read_to_string(&first_log)
+        .unwrap_or_default()
+        .contains("job lease taken job=\"crl\"")
+    {
+        assert!(Instant::now() < deadline, "the CRL lease was never taken");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let cert = dir.path().join("cert");
+    issue_through(&replica, &data, "dns:clock.localhost", &cert);
+    let der = carimbo_pki::pem_decode(
+        &std::fs::read_to_string(cert.join("cert.pem")).unwrap(),
+        "CERTIFICATE",
+    )
+    .unwrap();
+    let serial = hex::encode(
+        x509_parser::parse_x509_certificate(&der)
+            .unwrap()
+            .1
+            .raw_serial(),
+    );
+    let (before, last_this_update, _) = current_crl(&replica.publication, &serial).unwrap();
+    replica.terminate();
+
+    // The same service, its clock two hours behind, revokes: the next CRL is dated no
+    // earlier than the last one.
+    let log = dir.path().join("behind.log");
+    let mut behind = start_replica_with(
+        &config,
+        api,
+        publication,
+        &[
+            ("LD_PRELOAD", s(&library)),
+            ("FAKETIME", "-2h"),
+            ("RUST_LOG", "info"),
+        ],
+        Some(&log),
+    );
+    let (ok, stdout, stderr) = carimbo(&[
+        "admin",
+        "revoke",
+        "--ca",
+        behind.api.as_str(),
+        "--ca-bundle",
+        s(&data.join("ca-bundle.pem")),
+        "--admin-token-file",
+        s(&data.join("admin.token")),
+        "--where",
+        "san=dns:clock.localhost",
+        "--execute",
+        "--expect",
+        "1",
+    ]);
+    assert!(ok, "{stdout}{stderr}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (number, this_update) = loop {
+        if let Some((number, this_update, true)) = current_crl(&behind.publication, &serial) {
+            break (number, this_update);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the revocation never reached the CRL: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    behind.terminate();
+    assert!(number > before, "{number} after {before}");
+    assert!(
+        this_update >= last_this_update,
+        "CRL {number} dated {this_update}, before CRL {before} ({last_this_update})"
+    );
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log_text.contains("the clock is behind the last CRL"),
+        "{log_text}"
+    );
+}
