@@ -87,7 +87,8 @@ impl Setup {
             ))
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(60);
+        // A minute, plus time for the rows at a slow 100/s (the 100,000-row run).
+        let deadline = Instant::now() + Duration::from_secs(60 + rows / 100);
         loop {
             assert!(
                 child.try_wait().unwrap().is_none(),
