@@ -12,6 +12,7 @@ mod kms_aws_pki;
 mod kms_conformance;
 mod kms_migration;
 mod leases;
+mod metrics;
 mod ocsp_pki;
 mod pkcs11;
 mod pkcs11_admin;

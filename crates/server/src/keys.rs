@@ -78,6 +78,7 @@ pub struct KeyOpener {
     file_directory: Option<PathBuf>,
     pkcs11: OnceCell<Pkcs11Provider>,
     file: OnceCell<FileProvider>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl KeyOpener {
@@ -88,7 +89,63 @@ impl KeyOpener {
             file_directory,
             pkcs11: OnceCell::new(),
             file: OnceCell::new(),
+            metrics: None,
         }
+    }
+
+    /// Times every signature of the keys it opens into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn metered(
+        &self,
+        key: Arc<dyn SigningKey>,
+        provider: &str,
+        role: &'static str,
+    ) -> Arc<dyn SigningKey> {
+        match &self.metrics {
+            Some(metrics) => {
+                crate::metrics::MeteredKey::wrap(key, provider, role, Arc::clone(metrics))
+            }
+            None => key,
+        }
+    }
+
+    /// The CA token's session pool, once the PKCS#11 provider is open.
+    pub fn session_pool(&self) -> Option<carimbo_kms_pkcs11::SessionPoolStatus> {
+        self.pkcs11.get().map(Pkcs11Provider::session_pool)
+    }
+
+    /// Checks the providers opened so far, each within `limit`: the PKCS#11 token is
+    /// still there and answers (nothing is signed), the file provider's key directory
+    /// is readable. Returns (provider, token label if any, outcome).
+    pub async fn check(
+        &self,
+        limit: std::time::Duration,
+    ) -> Vec<(&'static str, Option<String>, Result<(), String>)> {
+        let mut checks = Vec::new();
+        if let Some(provider) = self.pkcs11.get() {
+            let result = match tokio::time::timeout(limit, provider.check()).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(_) => Err(format!(
+                    "token '{}' did not answer within {} seconds",
+                    provider.token_label(),
+                    limit.as_secs()
+                )),
+            };
+            checks.push(("pkcs11", Some(provider.token_label().to_owned()), result));
+        }
+        if self.file.get().is_some()
+            && let Some(dir) = &self.file_directory
+        {
+            let result = std::fs::read_dir(dir.join("keys"))
+                .map(|_| ())
+                .map_err(|e| format!("{}: {e}", dir.join("keys").display()));
+            checks.push(("file", None, result));
+        }
+        checks
     }
 
     /// The provider with id `provider` (`pkcs11` or `file`), opened on first use.
@@ -155,6 +212,7 @@ impl KeyOpener {
             .signing_key(&generated.reference, algorithm)
             .await
             .map_err(|e| ServerError::Keys(format!("opening {name}: {e}")))?;
+        let key = self.metered(key, &generated.reference.provider, "ocsp-responder");
         Ok((generated.reference, key))
     }
 
@@ -165,11 +223,13 @@ impl KeyOpener {
         algorithm: SignatureAlgorithm,
     ) -> Result<Arc<dyn SigningKey>, ServerError> {
         let reference = parse_reference(reference)?;
-        self.provider(&reference.provider)
+        let key = self
+            .provider(&reference.provider)
             .await?
             .signing_key(&reference, algorithm)
             .await
-            .map_err(|e| ServerError::Keys(format!("key {reference}: {e}")))
+            .map_err(|e| ServerError::Keys(format!("key {reference}: {e}")))?;
+        Ok(self.metered(key, &reference.provider, "ocsp-responder"))
     }
 
     /// Destroys the key at `reference` (`provider:id`).
@@ -206,7 +266,7 @@ impl KeyOpener {
                 reference_file.key_label, reference_file.token_label
             )));
         }
-        Ok(key)
+        Ok(self.metered(key, &reference_file.provider, "issuer"))
     }
 }
 

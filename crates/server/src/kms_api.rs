@@ -71,6 +71,8 @@ pub struct KmsService {
     clients: Vec<(String, [u8; 32])>,
     /// Where new keys and versions are generated.
     provider: String,
+    /// The KMS token, when the KMS uses PKCS#11 (shares the keyring's session pool).
+    pkcs11: Option<Pkcs11Provider>,
     max_batch: usize,
     /// Scheduled rotations: key patterns and the largest age of a primary version.
     rotations: Vec<(Vec<String>, time::Duration)>,
@@ -120,6 +122,7 @@ impl KmsService {
                 .map_err(|e| ServerError::Keys(format!("kms.file-directory: {e}")))?;
             keyring = keyring.with_provider(Arc::new(provider) as Arc<dyn KeyProvider>);
         }
+        let mut pkcs11 = None;
         if let Some(path) = &section.pkcs11_config {
             let config = Pkcs11Config::from_file(&loaded.resolve(path))
                 .map_err(|e| ServerError::Keys(format!("kms.pkcs11-config: {e}")))?;
@@ -138,6 +141,7 @@ impl KmsService {
             let provider = Pkcs11Provider::open(&config)
                 .await
                 .map_err(|e| ServerError::Keys(format!("kms.pkcs11-config: {e}")))?;
+            pkcs11 = Some(provider.clone());
             keyring = keyring.with_provider(Arc::new(provider) as Arc<dyn KeyProvider>);
         }
         if let Some(path) = &section.aws_config {
@@ -153,6 +157,7 @@ impl KmsService {
             rules,
             clients,
             provider: section.provider.clone(),
+            pkcs11,
             max_batch: section.max_batch,
             rotations: section
                 .rotation
@@ -160,6 +165,22 @@ impl KmsService {
                 .map(|r| (r.keys.clone(), r.every.0))
                 .collect(),
         })
+    }
+
+    /// The KMS token's session pool, when the KMS uses PKCS#11.
+    pub fn session_pool(&self) -> Option<carimbo_kms_pkcs11::SessionPoolStatus> {
+        self.pkcs11.as_ref().map(Pkcs11Provider::session_pool)
+    }
+
+    /// Checks the KMS token (when the KMS uses PKCS#11) within `limit`: its label and
+    /// the outcome.
+    pub async fn check(&self, limit: std::time::Duration) -> Option<(String, Result<(), String>)> {
+        let provider = self.pkcs11.as_ref()?;
+        let result = match tokio::time::timeout(limit, provider.check()).await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("no answer within {} seconds", limit.as_secs())),
+        };
+        Some((provider.token_label().to_owned(), result))
     }
 
     /// The keyring (for tests and tools).
@@ -698,7 +719,21 @@ async fn run_item(
                 actor: identity.to_owned(),
                 request_id: request_id.to_owned(),
             };
-            execute(state, kms, record, &caller, operation, item).await
+            let started = std::time::Instant::now();
+            let result = execute(state, kms, record, &caller, operation, item).await;
+            if operation == KmsOperation::Sign {
+                let provider = record
+                    .version(record.primary_version)
+                    .map(|v| v.reference.provider.clone())
+                    .unwrap_or_else(|_| kms.provider.clone());
+                state.metrics.signed(
+                    &provider,
+                    "kms",
+                    started.elapsed().as_secs_f64(),
+                    result.is_ok(),
+                );
+            }
+            result
         }
     };
     let decided_by = decision.map_or_else(|| "ca-key".to_owned(), |d| d.decided_by());
@@ -746,6 +781,13 @@ async fn audit(
         Ok(()) => json!("ok"),
         Err(error) => json!(error.code_and_status().0),
     };
+    let denied = matches!(
+        result,
+        Err(ApiError::Kms(KmsError::Denied { .. } | KmsError::CaKey(_)))
+    );
+    state
+        .metrics
+        .kms_operation(operation.as_str(), outcome.as_str().unwrap_or("ok"), denied);
     state
         .audit(json!({
             "type": "kms.operation",

@@ -146,6 +146,10 @@ pub struct AppState {
     pub revocation: RevocationSection,
     /// What this process serves.
     pub role: Role,
+    /// The service's metrics (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Who may read `/metrics`, and where it is served.
+    pub metrics_settings: crate::config::MetricsSection,
 }
 
 /// SHA-256 of `bytes`.
@@ -216,6 +220,7 @@ impl AppState {
     /// certificate, reads admin tokens, opens nothing else.
     pub async fn build(loaded: &LoadedConfig, store: Arc<dyn Store>) -> Result<Self, ServerError> {
         let config = &loaded.config;
+        let metrics = Arc::new(crate::metrics::Metrics::new());
         let opener = KeyOpener::new(
             config
                 .keys
@@ -227,7 +232,8 @@ impl AppState {
                 .file_directory
                 .as_ref()
                 .map(|p| loaded.resolve(p)),
-        );
+        )
+        .with_metrics(Arc::clone(&metrics));
         let mut issuers = Vec::new();
         for section in &config.issuers {
             let certificate = read_pem_certificate(&loaded.resolve(&section.certificate))?;
@@ -330,6 +336,8 @@ impl AppState {
             kms,
             revocation,
             role: Role::All,
+            metrics,
+            metrics_settings: config.metrics.clone(),
             issuers,
             profiles,
             provisioners,

@@ -55,6 +55,7 @@ use crate::{
 mod grants;
 mod inventory;
 mod leases;
+mod operations;
 mod revocation;
 
 #[cfg(any(test, feature = "test-support"))]

@@ -753,6 +753,7 @@ impl AuditStore for SqliteStore {
 mod grants;
 mod inventory;
 mod leases;
+mod operations;
 mod revocation;
 
 #[cfg(test)]
