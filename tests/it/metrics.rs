@@ -19,16 +19,21 @@ use crate::server::{TestCa, p256, s, start_ca, write_issued};
 /// Samples of one scrape: `name{labels}` (labels sorted) → value.
 type Samples = BTreeMap<String, f64>;
 
-/// Parses OpenMetrics / Prometheus text strictly: every sample line is
-/// `name{label="value",…} value`, every sample belongs to a family announced by
-/// `# TYPE` and `# HELP`, and the exposition ends with `# EOF`.
+/// Parses OpenMetrics or classic Prometheus text strictly: every sample line is
+/// `name{label="value",…} value` and belongs to a family announced by `# TYPE` and
+/// `# HELP` (in OpenMetrics a counter's family has no `_total`, and the exposition
+/// ends with `# EOF`).
 fn parse_exposition(text: &str) -> Samples {
     let mut types: BTreeMap<String, String> = BTreeMap::new();
     let mut helps: BTreeSet<String> = BTreeSet::new();
     let mut samples = Samples::new();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.last(), Some(&"# EOF"), "no # EOF at the end");
-    for line in &lines[..lines.len() - 1] {
+    let mut lines: Vec<&str> = text.lines().collect();
+    // OpenMetrics ends with `# EOF`; the classic format has no end marker.
+    let openmetrics = lines.last() == Some(&"# EOF");
+    if openmetrics {
+        lines.pop();
+    }
+    for line in &lines {
         if let Some(rest) = line.strip_prefix("# HELP ") {
             let (name, help) = rest.split_once(' ').unwrap();
             assert!(!help.trim().is_empty(), "empty HELP: {line}");
@@ -44,7 +49,7 @@ fn parse_exposition(text: &str) -> Samples {
             types.insert(name.to_owned(), kind.to_owned());
             continue;
         }
-        if line.starts_with("# UNIT ") {
+        if line.starts_with("# UNIT ") && openmetrics {
             continue;
         }
         assert!(!line.starts_with('#'), "unexpected comment: {line}");
@@ -131,8 +136,19 @@ fn value(samples: &Samples, name: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 fn scrape(ca: &TestCa, bearer: Option<&str>) -> (u16, String, String) {
+    scrape_as(
+        ca,
+        bearer,
+        "application/openmetrics-text; version=1.0.0, text/plain;q=0.5",
+    )
+}
+
+fn scrape_as(ca: &TestCa, bearer: Option<&str>, accept: &str) -> (u16, String, String) {
     ca.runtime.block_on(async {
-        let mut request = ca.client.get(format!("{}/metrics", ca.url));
+        let mut request = ca
+            .client
+            .get(format!("{}/metrics", ca.url))
+            .header("accept", accept);
         if let Some(bearer) = bearer {
             request = request.bearer_auth(bearer);
         }
@@ -456,12 +472,134 @@ fn metrics_move_as_documented_after_a_scripted_workload() {
 
     // No serial or requested name ever becomes a label.
     let text = scrape(&ca, Some(&ca.admin_token)).2;
+    // Without OpenMetrics in Accept (curl, older scrapers): the classic text format,
+    // with the same samples.
+    let (status, content_type, classic) = scrape_as(&ca, Some(&ca.admin_token), "*/*");
+    assert_eq!(status, 200);
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let classic_samples = parse_exposition(&classic);
+    assert!(classic.contains("# TYPE carimbo_ocsp_requests_total counter"));
+    assert_eq!(
+        classic_samples.keys().collect::<Vec<_>>(),
+        parse_exposition(&text).keys().collect::<Vec<_>>()
+    );
+    if let Ok(mut child) = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(classic.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "promtool check metrics: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    // docs/metrics.md lists exactly the metrics served.
+    let served: BTreeSet<String> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .map(|rest| {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            if kind == "counter" {
+                format!("{name}_total")
+            } else {
+                name.to_owned()
+            }
+        })
+        .collect();
+    assert_eq!(served, documented_metrics());
     for secretish in [
         good_serial.as_str(),
         revoked_serial.as_str(),
         "metrics-good",
     ] {
         assert!(!text.contains(secretish), "{secretish} in the metrics");
+    }
+}
+
+/// The metric names of the table in docs/metrics.md.
+fn documented_metrics() -> BTreeSet<String> {
+    let docs =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/metrics.md"))
+            .unwrap();
+    docs.lines()
+        .filter_map(|line| line.strip_prefix("| `carimbo_"))
+        .map(|rest| format!("carimbo_{}", rest.split('`').next().unwrap()))
+        .collect()
+}
+
+#[test]
+fn alert_rules_use_only_documented_metrics() {
+    let rules = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/alerts.yml"),
+    )
+    .unwrap();
+    let documented = documented_metrics();
+    assert!(documented.len() >= 20, "{documented:?}");
+    let mut used = BTreeSet::new();
+    for (start, _) in rules.match_indices("carimbo_") {
+        let name: String = rules[start..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        let base = ["_bucket", "_count", "_sum"]
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
+            .unwrap_or(&name)
+            .to_owned();
+        assert!(
+            documented.contains(&base),
+            "{name} is not in docs/metrics.md"
+        );
+        used.insert(base);
+    }
+    assert!(used.len() >= 12, "{used:?}");
+    // Well-formed YAML with the expected shape (promtool checks the PromQL in CI
+    // environments that have it).
+    let python = std::env::var("CARIMBO_PYTHON").unwrap_or_else(|_| "python3".into());
+    let check = "import sys, yaml\n\
+        doc = yaml.safe_load(open(sys.argv[1]))\n\
+        rules = [r for g in doc['groups'] for r in g['rules']]\n\
+        assert rules and all(r['alert'] and r['expr'] and r['labels']['severity'] in ('warning', 'critical') for r in rules)\n\
+        print(len(rules))";
+    match std::process::Command::new(&python)
+        .args(["-c", check])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/alerts.yml"))
+        .output()
+    {
+        Ok(output) if output.status.success() => {}
+        Ok(output)
+            if String::from_utf8_lossy(&output.stderr).contains("No module named 'yaml'") =>
+        {
+            eprintln!("SKIPPED the YAML check (no PyYAML)");
+        }
+        Ok(output) => panic!("{}", String::from_utf8_lossy(&output.stderr)),
+        Err(error) => eprintln!("SKIPPED the YAML check ({python}: {error})"),
+    }
+    if let Ok(output) = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/prometheus/alerts.yml"))
+        .output()
+    {
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
     }
 }
 

@@ -439,10 +439,13 @@ impl Metrics {
             provider: provider.to_owned(),
             key: key.to_owned(),
         };
+        // The error counter exists (at 0) as soon as the key signs, so that rates
+        // and alerts see it before the first error.
+        let errors = self.signing_errors.get_or_create(&labels);
         if ok {
             self.signing.get_or_create(&labels).observe(seconds);
         } else {
-            self.signing_errors.get_or_create(&labels).inc();
+            errors.inc();
         }
     }
 
@@ -476,12 +479,14 @@ impl Metrics {
             job: job.to_owned(),
         };
         self.job_runs.get_or_create(&labels).inc();
+        // Exists (at 0) from the first run, for rates and alerts.
+        let failures = self.job_failures.get_or_create(&labels);
         if ok {
             self.job_last_success
                 .get_or_create(&labels)
                 .set(OffsetDateTime::now_utc().unix_timestamp());
         } else {
-            self.job_failures.get_or_create(&labels).inc();
+            failures.inc();
         }
     }
 
@@ -660,6 +665,36 @@ impl Metrics {
             Err(_) => tracing::warn!("reading OCSP freshness timed out"),
         }
     }
+}
+
+/// The classic Prometheus text format (version 0.0.4) of an OpenMetrics exposition:
+/// a counter's `# HELP` and `# TYPE` name its `_total` samples, and the OpenMetrics-only
+/// `# UNIT` and `# EOF` lines go. For scrapers that do not ask for OpenMetrics.
+pub fn to_prometheus_text(openmetrics: &str) -> String {
+    let counters: std::collections::HashSet<&str> = openmetrics
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        let rewritten = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        match rewritten {
+            Some(line) => out.push_str(&line),
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 fn request_kind(renewal: bool) -> &'static str {

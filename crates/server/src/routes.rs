@@ -109,7 +109,7 @@ async fn readyz(State(state): State<SharedState>) -> Response {
     (status, Json(readiness.body)).into_response()
 }
 
-/// `GET /metrics`: Prometheus metrics (OpenMetrics text), for an `auditor` or `admin`
+/// `GET /metrics`: Prometheus metrics (OpenMetrics or classic text), for an `auditor` or `admin`
 /// token unless `[metrics] access = "open"`; 404 when `[metrics] enabled = false`.
 async fn metrics(State(state): State<SharedState>, headers: HeaderMap) -> Response {
     let settings = &state.metrics_settings;
@@ -125,14 +125,31 @@ async fn metrics(State(state): State<SharedState>, headers: HeaderMap) -> Respon
         u64::try_from(settings.store_refresh.0.whole_milliseconds()).unwrap_or(0),
     );
     let text = state.metrics.render(&state, refresh).await;
-    (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response()
+    // OpenMetrics for scrapers that ask for it (Prometheus does), else the classic
+    // Prometheus text format.
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            crate::metrics::to_prometheus_text(&text),
+        )
+            .into_response()
+    }
 }
 
 /// The body of a JSON request: content type checked, size limited, parsed.
