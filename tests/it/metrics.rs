@@ -838,3 +838,126 @@ token-file = "admin.token"
     drop(replica);
     drop(database);
 }
+
+#[test]
+fn file_keys_and_aws_kms_are_checked_and_timed_too() {
+    let Some(aws) = carimbo_tests::aws_kms_emulator() else {
+        return;
+    };
+    // The development hierarchy (file keys), served with a KMS on the AWS emulator.
+    let keep = tempfile::tempdir().unwrap();
+    let data = keep.path().join("data");
+    let (mut dev, _) = crate::cli_dev::start_dev(&data, free_port(), free_port());
+    dev.kill().unwrap();
+    let _ = dev.wait();
+    std::fs::write(data.join("aws-kms.toml"), aws.config_text("")).unwrap();
+    write_private(
+        &data.join("kms-admin.token"),
+        b"kms-admin-metrics-0123456789",
+    );
+    let (api, publication) = (free_port(), free_port());
+    let config = crate::replicas::serve_config(&data, "metrics", api, publication, false);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        r#"
+[[admins]]
+name = "kim"
+role = "kms-admin"
+token-file = "kms-admin.token"
+
+[kms]
+provider = "aws"
+aws-config = "aws-kms.toml"
+"#,
+    );
+    std::fs::write(&config, text).unwrap();
+    let replica = start_replica_with(
+        &config,
+        api,
+        publication,
+        &[
+            ("AWS_ACCESS_KEY_ID", aws.access_key_id),
+            ("AWS_SECRET_ACCESS_KEY", aws.secret_access_key),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ],
+        Some(&data.join("metrics.log")),
+    );
+    let body = wait_readyz(&replica.publication, 200, 30);
+    assert_eq!(
+        body["checks"]["key_providers"][0]["provider"], "file",
+        "{body}"
+    );
+    assert_eq!(body["checks"]["key_providers"][0]["state"], "ok", "{body}");
+    assert_eq!(
+        body["checks"]["kms_providers"][0]["provider"], "aws",
+        "{body}"
+    );
+    assert_eq!(body["checks"]["kms_providers"][0]["state"], "ok", "{body}");
+
+    // An OCSP answer for a serial never issued is signed live by a file key.
+    let text = openssl_ocsp(
+        &data.join("ceremony/root.pem"),
+        &data.join("ceremony/int-server.pem"),
+        &["-serial", "0x0badc0ffee"],
+        &format!("{}/ocsp", replica.publication),
+        &[],
+    );
+    assert!(text.contains(": unknown"), "{text}");
+    let root = reqwest::Certificate::from_pem(&std::fs::read(data.join("ca-bundle.pem")).unwrap())
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([root])
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let admin = std::fs::read_to_string(data.join("admin.token")).unwrap();
+    let get_metrics = || {
+        runtime.block_on(async {
+            let response = client
+                .get(format!("{}/metrics", replica.api))
+                .bearer_auth(admin.trim())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            parse_exposition(&response.text().await.unwrap())
+        })
+    };
+    let samples = get_metrics();
+    assert_eq!(
+        value(
+            &samples,
+            "carimbo_dependency_up",
+            &[("dependency", "key-provider:file")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "carimbo_dependency_up",
+            &[("dependency", "kms-provider:aws")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "carimbo_signing_duration_seconds_count",
+            &[("provider", "file"), ("key", "ocsp-responder")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "carimbo_ocsp_requests_total",
+            &[("status", "unknown")]
+        ),
+        1.0
+    );
+    drop(replica);
+}

@@ -5,8 +5,9 @@
 //! - the CA key providers: a PKCS#11 token must still be in its slot and answer
 //!   (session, token info, object search; nothing is signed), a file provider's key
 //!   directory must be readable;
-//! - the KMS provider's token, when the KMS API uses PKCS#11 (reported; it does not
-//!   make the replica unready, since issuance and OCSP do not need it);
+//! - the KMS providers: the KMS token when the KMS API uses PKCS#11, AWS KMS (one
+//!   `ListKeys`) when configured — reported only: they do not make the replica
+//!   unready, since issuance and OCSP do not need them;
 //! - CRL freshness: each issuer's latest CRL not past nextUpdate minus a quarter of
 //!   its validity (the CRL job reissues at half of it);
 //! - OCSP freshness: responder certificates valid, and the stalest stored answer not
@@ -79,16 +80,16 @@ pub async fn check(state: &AppState, now: OffsetDateTime) -> Readiness {
         providers.push(entry);
     }
     let mut kms = Vec::new();
-    if let Some(service) = &state.kms
-        && let Some((token, result)) = service.check(CHECK_TIMEOUT).await
-    {
-        state
-            .metrics
-            .dependency("kms-provider:pkcs11", result.is_ok());
-        let mut entry = state_of(&result);
-        entry["provider"] = json!("pkcs11");
-        entry["token"] = json!(token);
-        kms.push(entry);
+    if let Some(service) = &state.kms {
+        for (provider, detail, result) in service.check(CHECK_TIMEOUT).await {
+            state
+                .metrics
+                .dependency(&format!("kms-provider:{provider}"), result.is_ok());
+            let mut entry = state_of(&result);
+            entry["provider"] = json!(provider);
+            entry[if provider == "aws" { "region" } else { "token" }] = json!(detail);
+            kms.push(entry);
+        }
     }
 
     // CRLs: the latest of every issuer (and shard) this process knows.

@@ -73,6 +73,8 @@ pub struct KmsService {
     provider: String,
     /// The KMS token, when the KMS uses PKCS#11 (shares the keyring's session pool).
     pkcs11: Option<Pkcs11Provider>,
+    /// The AWS KMS client, when configured (for readiness checks).
+    aws: Option<carimbo_kms_aws::AwsKmsProvider>,
     max_batch: usize,
     /// Scheduled rotations: key patterns and the largest age of a primary version.
     rotations: Vec<(Vec<String>, time::Duration)>,
@@ -123,6 +125,7 @@ impl KmsService {
             keyring = keyring.with_provider(Arc::new(provider) as Arc<dyn KeyProvider>);
         }
         let mut pkcs11 = None;
+        let mut aws = None;
         if let Some(path) = &section.pkcs11_config {
             let config = Pkcs11Config::from_file(&loaded.resolve(path))
                 .map_err(|e| ServerError::Keys(format!("kms.pkcs11-config: {e}")))?;
@@ -150,6 +153,7 @@ impl KmsService {
             let provider = carimbo_kms_aws::AwsKmsProvider::open(&config)
                 .await
                 .map_err(|e| ServerError::Keys(format!("kms.aws-config: {e}")))?;
+            aws = Some(provider.clone());
             keyring = keyring.with_provider(Arc::new(provider) as Arc<dyn KeyProvider>);
         }
         Ok(Self {
@@ -158,6 +162,7 @@ impl KmsService {
             clients,
             provider: section.provider.clone(),
             pkcs11,
+            aws,
             max_batch: section.max_batch,
             rotations: section
                 .rotation
@@ -172,15 +177,30 @@ impl KmsService {
         self.pkcs11.as_ref().map(Pkcs11Provider::session_pool)
     }
 
-    /// Checks the KMS token (when the KMS uses PKCS#11) within `limit`: its label and
-    /// the outcome.
-    pub async fn check(&self, limit: std::time::Duration) -> Option<(String, Result<(), String>)> {
-        let provider = self.pkcs11.as_ref()?;
-        let result = match tokio::time::timeout(limit, provider.check()).await {
-            Ok(result) => result.map_err(|e| e.to_string()),
-            Err(_) => Err(format!("no answer within {} seconds", limit.as_secs())),
-        };
-        Some((provider.token_label().to_owned(), result))
+    /// Checks the KMS providers within `limit` each: the PKCS#11 token (still there
+    /// and answering) and AWS KMS (reachable with these credentials). Returns
+    /// (provider, token label or region, outcome) for each configured one.
+    pub async fn check(
+        &self,
+        limit: std::time::Duration,
+    ) -> Vec<(&'static str, String, Result<(), String>)> {
+        let timed_out = || Err(format!("no answer within {} seconds", limit.as_secs()));
+        let mut checks = Vec::new();
+        if let Some(provider) = &self.pkcs11 {
+            let result = match tokio::time::timeout(limit, provider.check()).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(_) => timed_out(),
+            };
+            checks.push(("pkcs11", provider.token_label().to_owned(), result));
+        }
+        if let Some(provider) = &self.aws {
+            let result = match tokio::time::timeout(limit, provider.check_reachable()).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(_) => timed_out(),
+            };
+            checks.push(("aws", provider.region().to_owned(), result));
+        }
+        checks
     }
 
     /// The keyring (for tests and tools).
