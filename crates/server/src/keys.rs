@@ -120,13 +120,16 @@ impl KeyOpener {
 
     /// Checks the providers opened so far, each within `limit`: the PKCS#11 token is
     /// still there and answers (nothing is signed), the file provider's key directory
-    /// is readable. Returns (provider, token label if any, outcome).
+    /// is readable.
+    /// Returns (provider, token label if any, outcome).
     pub async fn check(
         &self,
         limit: std::time::Duration,
     ) -> Vec<(&'static str, Option<String>, Result<(), String>)> {
         let mut checks = Vec::new();
         if let Some(provider) = self.pkcs11.get() {
+            // The check waits for a pooled session like any operation: a token so busy
+            // (or hung) that none frees up within the limit is reported down.
             let result = match tokio::time::timeout(limit, provider.check()).await {
                 Ok(result) => result.map_err(|e| e.to_string()),
                 Err(_) => Err(format!(
