@@ -2,6 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
 mod agent;
+mod audit;
 mod ceremony;
 mod cli_dev;
 mod cli_kms;

@@ -529,8 +529,12 @@ fn story(postgres: Option<&str>) {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        let (ok, _, stderr) = carimbo(&["audit", "verify", "--config", s(&config)]);
-        assert!(!ok && stderr.contains("broken at sequence"), "{stderr}");
+        let (ok, stdout, stderr) = carimbo(&["audit", "verify", "--config", s(&config)]);
+        assert!(
+            !ok && stdout.contains("audit chain main: BROKEN: event")
+                && stdout.contains("was changed"),
+            "{stdout}{stderr}"
+        );
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     }
 }

@@ -639,3 +639,121 @@ pub async fn bulk_revoke(args: BulkRevokeArgs) -> CliResult {
     }
     Ok(())
 }
+
+/// `carimbo admin certs` arguments.
+#[derive(Debug, Args)]
+pub struct CertsSearchArgs {
+    #[command(flatten)]
+    ca: CaArgs,
+    /// File holding an admin or auditor API token.
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: PathBuf,
+    /// A condition KEY=VALUE (repeatable; all must hold): issuer, provisioner, san
+    /// (dns:…, ip:…, uri:…), serial, public-key-sha256, lineage, issued-after,
+    /// issued-before, valid-at, expires-before (RFC 3339 times; valid-at also `now`).
+    #[arg(long = "where", value_name = "KEY=VALUE", required = true)]
+    conditions: Vec<String>,
+    /// Revoked certificates too.
+    #[arg(long)]
+    include_revoked: bool,
+    /// Stop after this many certificates.
+    #[arg(long, default_value_t = 1000)]
+    max: usize,
+    /// Certificates asked per request (1 to 1000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    page_size: u16,
+    /// One JSON object a line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `carimbo admin certs --where …`: the certificates matching every condition, all
+/// pages up to `--max`.
+pub async fn certs_search(args: CertsSearchArgs) -> CliResult {
+    const KEYS: [&str; 10] = [
+        "issuer",
+        "provisioner",
+        "san",
+        "serial",
+        "public-key-sha256",
+        "lineage",
+        "issued-after",
+        "issued-before",
+        "valid-at",
+        "expires-before",
+    ];
+    let mut query: Vec<(String, String)> = Vec::new();
+    for condition in &args.conditions {
+        let (key, value) = condition
+            .split_once('=')
+            .ok_or_else(|| format!("--where {condition:?}: expected KEY=VALUE"))?;
+        if !KEYS.contains(&key) {
+            return Err(format!("--where: unknown key {key:?} ({})", KEYS.join(", ")).into());
+        }
+        let field = key.replace('-', "_");
+        if query.iter().any(|(k, _)| *k == field) {
+            return Err(format!("--where: {key} given twice").into());
+        }
+        query.push((field, value.to_owned()));
+    }
+    if args.include_revoked {
+        query.push(("status".into(), "all".into()));
+    }
+    let admin = secret_argument(&format!("@{}", args.admin_token_file.display()))?;
+    let client = http_client(&args.ca)?;
+    let url = endpoint(&args.ca.ca, "/v1/admin/certificates");
+    let mut after: Option<String> = None;
+    let mut shown = 0usize;
+    if !args.json {
+        println!(
+            "{:<40} {:<8} {:<20} {:<12} {:<8} names",
+            "serial", "status", "not_after", "issuer", "profile"
+        );
+    }
+    'pages: loop {
+        let mut page_query = query.clone();
+        page_query.push((
+            "limit".into(),
+            (args.max - shown)
+                .clamp(1, usize::from(args.page_size))
+                .to_string(),
+        ));
+        if let Some(cursor) = after.take() {
+            page_query.push(("after".into(), cursor));
+        }
+        let page_url = reqwest::Url::parse_with_params(&url, &page_query)
+            .map_err(|e| format!("{url}: {e}"))?;
+        let page = send_json(client.get(page_url).bearer_auth(&admin), &url).await?;
+        for record in page["certificates"].as_array().into_iter().flatten() {
+            if args.json {
+                println!("{record}");
+            } else {
+                let names: Vec<&str> = record["subject_alt_names"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                println!(
+                    "{:<40} {:<8} {:<20} {:<12} {:<8} {}",
+                    record["serial"].as_str().unwrap_or("?"),
+                    record["status"].as_str().unwrap_or("?"),
+                    record["not_after"].as_str().unwrap_or("?"),
+                    record["issuer"].as_str().unwrap_or("?"),
+                    record["profile"].as_str().unwrap_or("?"),
+                    names.join(" ")
+                );
+            }
+            shown += 1;
+            if shown >= args.max {
+                break 'pages;
+            }
+        }
+        match page["next"].as_str() {
+            Some(next) => after = Some(next.to_owned()),
+            None => break,
+        }
+    }
+    eprintln!("{shown} certificates");
+    Ok(())
+}

@@ -7,6 +7,7 @@
 //! partial output file behind.
 
 mod agent;
+mod audit;
 mod blob;
 mod client;
 mod kms;
@@ -60,12 +61,19 @@ enum Command {
 enum AdminCommand {
     /// Revoke every certificate matching conditions (a dry run unless --execute).
     Revoke(client::BulkRevokeArgs),
+    /// List the certificates matching conditions (name, provisioner, issuer, serial,
+    /// public key, issue time, expiry window).
+    Certs(client::CertsSearchArgs),
 }
 
 #[derive(Debug, Subcommand)]
 enum AuditCommand {
-    /// Recompute an audit chain from the database and report its first broken link.
-    Verify(service::AuditVerifyArgs),
+    /// Recompute every audit chain, check it against its signed heads and report the
+    /// first problem of each.
+    Verify(audit::AuditVerifyArgs),
+    /// Export the issuance and revocation report of a period, with the audit events and
+    /// signed heads behind it (JSON lines or CSV).
+    Export(audit::AuditExportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,8 +139,10 @@ fn main() -> ExitCode {
             Command::Revoke(args) => client::revoke(args).await,
             Command::Agent(args) => agent::run(args).await,
             Command::Admin(AdminCommand::Revoke(args)) => client::bulk_revoke(args).await,
+            Command::Admin(AdminCommand::Certs(args)) => client::certs_search(args).await,
             Command::Token(TokenCommand::Create(args)) => client::token_create(args).await,
-            Command::Audit(AuditCommand::Verify(args)) => service::audit_verify(args).await,
+            Command::Audit(AuditCommand::Verify(args)) => audit::verify(args).await,
+            Command::Audit(AuditCommand::Export(args)) => audit::export(args).await,
             Command::Kms(command) => kms::run(command).await,
         }
     });

@@ -20,7 +20,7 @@ type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 pub struct ConfigArgs {
     /// Service config file.
     #[arg(long, value_name = "FILE")]
-    config: PathBuf,
+    pub(crate) config: PathBuf,
 }
 
 /// `carimbo serve` arguments.
@@ -49,43 +49,8 @@ pub struct DevArgs {
     publication_listen: SocketAddr,
 }
 
-/// `carimbo audit verify` arguments.
-#[derive(Debug, Args)]
-pub struct AuditVerifyArgs {
-    #[command(flatten)]
-    config: ConfigArgs,
-    /// The chain to check (default: the config's `audit.chain`, or `main`).
-    #[arg(long)]
-    chain: Option<String>,
-}
-
-/// `carimbo audit verify`: recomputes an audit chain from its first event; exits 1 and
-/// names the first broken sequence when it does not hold.
-pub async fn audit_verify(args: AuditVerifyArgs) -> CliResult {
-    let loaded = LoadedConfig::load(&args.config.config)?;
-    let chain = args
-        .chain
-        .or_else(|| loaded.config.audit.chain.clone())
-        .unwrap_or_else(|| "main".into());
-    let store = open_store(&loaded).await?;
-    if store.audit_events(&chain, 0, 1).await?.is_empty() {
-        // A mistyped name would otherwise pass as an intact, empty chain.
-        return Err(format!("audit chain {chain}: no events in this database").into());
-    }
-    match store.verify_audit_chain(&chain).await? {
-        None => {
-            println!("audit chain {chain}: intact");
-            Ok(())
-        }
-        Some(sequence) => Err(format!(
-            "audit chain {chain}: broken at sequence {sequence} (a gap, a changed event or a wrong link)"
-        )
-        .into()),
-    }
-}
-
 /// Opens the database the config names.
-async fn open_store(
+pub(crate) async fn open_store(
     loaded: &LoadedConfig,
 ) -> Result<Arc<dyn carimbo_store::Store>, Box<dyn std::error::Error + Send + Sync>> {
     Ok(match loaded.database()? {

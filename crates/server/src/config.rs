@@ -492,11 +492,29 @@ pub struct AdminSection {
 }
 
 /// Audit settings.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(default)]
 pub struct AuditSection {
     /// Name of this replica's audit chain (default `main`).
     pub chain: Option<String>,
+    /// How often the chain's head is signed when events were added (default 1m). Events
+    /// after the last signed head are what someone with database access could rewrite
+    /// unseen, so this bounds that window.
+    pub head_interval: Span,
+    /// Key provider of the audit key (`pkcs11` or `file`; default: the provider of the
+    /// first issuer's key).
+    pub key_provider: Option<String>,
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        Self {
+            chain: None,
+            head_interval: Span(time::Duration::minutes(1)),
+            key_provider: None,
+        }
+    }
 }
 
 /// A config as loaded, with its directory for relative paths.
@@ -789,6 +807,15 @@ impl LoadedConfig {
         }
         if let Some(kms) = &config.kms {
             self.check_kms(kms)?;
+        }
+        let head_interval = config.audit.head_interval.0;
+        if head_interval < time::Duration::seconds(1) || head_interval > time::Duration::hours(24) {
+            return Err(self.error("audit.head-interval", "must be between 1s and 24h"));
+        }
+        if let Some(provider) = &config.audit.key_provider
+            && !matches!(provider.as_str(), "pkcs11" | "file")
+        {
+            return Err(self.error("audit.key-provider", "must be pkcs11 or file"));
         }
         let lease_ttl = config.jobs.lease_ttl.0;
         if lease_ttl < time::Duration::seconds(1) || lease_ttl > time::Duration::minutes(10) {

@@ -151,6 +151,15 @@ impl KeyOpener {
         checks
     }
 
+    /// An opener for the key sources of a service config (`[keys]`).
+    pub fn from_config(loaded: &crate::config::LoadedConfig) -> Self {
+        let keys = &loaded.config.keys;
+        Self::new(
+            keys.pkcs11_config.as_ref().map(|p| loaded.resolve(p)),
+            keys.file_directory.as_ref().map(|p| loaded.resolve(p)),
+        )
+    }
+
     /// The provider with id `provider` (`pkcs11` or `file`), opened on first use.
     pub async fn provider(&self, provider: &str) -> Result<&dyn KeyProvider, ServerError> {
         match provider {
@@ -201,6 +210,19 @@ impl KeyOpener {
         name: &KeyName,
         algorithm: SignatureAlgorithm,
     ) -> Result<(KeyReference, Arc<dyn SigningKey>), ServerError> {
+        self.generate_signing_key_as(provider, name, algorithm, "other")
+            .await
+    }
+
+    /// [`KeyOpener::generate_signing_key`], its signatures timed as `key` in the
+    /// metrics (`ocsp-responder`, …).
+    pub async fn generate_signing_key_as(
+        &self,
+        provider: &str,
+        name: &KeyName,
+        algorithm: SignatureAlgorithm,
+        key: &'static str,
+    ) -> Result<(KeyReference, Arc<dyn SigningKey>), ServerError> {
         let provider = self.provider(provider).await?;
         let generated = provider
             .generate(&GenerateRequest {
@@ -211,12 +233,12 @@ impl KeyOpener {
             })
             .await
             .map_err(|e| ServerError::Keys(format!("generating {name}: {e}")))?;
-        let key = provider
+        let signing = provider
             .signing_key(&generated.reference, algorithm)
             .await
             .map_err(|e| ServerError::Keys(format!("opening {name}: {e}")))?;
-        let key = self.metered(key, &generated.reference.provider, "ocsp-responder");
-        Ok((generated.reference, key))
+        let signing = self.metered(signing, &generated.reference.provider, key);
+        Ok((generated.reference, signing))
     }
 
     /// Opens the signing key at `reference` (`provider:id`).
@@ -225,14 +247,25 @@ impl KeyOpener {
         reference: &str,
         algorithm: SignatureAlgorithm,
     ) -> Result<Arc<dyn SigningKey>, ServerError> {
+        self.open_reference_as(reference, algorithm, "other").await
+    }
+
+    /// [`KeyOpener::open_reference`], its signatures timed as `key` in the metrics
+    /// (`ocsp-responder`, …).
+    pub async fn open_reference_as(
+        &self,
+        reference: &str,
+        algorithm: SignatureAlgorithm,
+        key: &'static str,
+    ) -> Result<Arc<dyn SigningKey>, ServerError> {
         let reference = parse_reference(reference)?;
-        let key = self
+        let signing = self
             .provider(&reference.provider)
             .await?
             .signing_key(&reference, algorithm)
             .await
             .map_err(|e| ServerError::Keys(format!("key {reference}: {e}")))?;
-        Ok(self.metered(key, &reference.provider, "ocsp-responder"))
+        Ok(self.metered(signing, &reference.provider, key))
     }
 
     /// Destroys the key at `reference` (`provider:id`).

@@ -11,6 +11,8 @@
 //! The server is a function: [`serve`] takes its listeners, its state and a shutdown
 //! future, so tests run it on `127.0.0.1:0`.
 
+pub mod audit_heads;
+pub mod certificate_search;
 pub mod config;
 pub mod crl;
 mod error;
@@ -165,6 +167,19 @@ fn spawn_jobs(state: &Arc<AppState>, stopped: &tokio::sync::watch::Receiver<bool
             }
         });
     }
+    {
+        let state = Arc::clone(state);
+        let mut stop = stopped.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.wait_for(|stopped| *stopped) => return,
+                    () = tokio::time::sleep(state.audit_head_interval) => {}
+                };
+                sign_audit_head(&state).await;
+            }
+        });
+    }
     if state.role == Role::All {
         let crls = Arc::clone(&state.crls);
         tokio::spawn(crls.run(Arc::clone(state), stopped.clone()));
@@ -241,6 +256,21 @@ fn spawn_jobs(state: &Arc<AppState>, stopped: &tokio::sync::watch::Receiver<bool
     }
 }
 
+/// Signs this replica's audit chain head if events came since the last one.
+async fn sign_audit_head(state: &AppState) {
+    if let Err(error) = state
+        .audit_signer
+        .sign_head(
+            state.store.as_ref(),
+            &state.keys,
+            time::OffsetDateTime::now_utc(),
+        )
+        .await
+    {
+        tracing::warn!(error = %error, "signing the audit chain head failed");
+    }
+}
+
 /// Serves the API (over `tls`, required with an API listener) and the publication listener until `shutdown`, with the
 /// background jobs of `state.role`. Call [`prepare`] first.
 pub async fn serve(
@@ -269,6 +299,7 @@ pub async fn serve(
     });
     let leases = Arc::clone(&state.leases);
     let store = Arc::clone(&state.store);
+    let last_head = Arc::clone(&state);
     let result = match listeners.api {
         Some(api) => tls::serve(api, tls, routes::api_router(state), wait(stopped)).await,
         None => {
@@ -282,5 +313,7 @@ pub async fn serve(
     };
     // Hand the jobs over at once rather than after the lease TTL.
     leases.release_all(store.as_ref()).await;
+    // One last head, so a clean stop leaves no unsigned tail.
+    sign_audit_head(&last_head).await;
     result.and(publication)
 }

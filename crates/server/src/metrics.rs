@@ -66,7 +66,8 @@ pub struct SigningLabels {
     /// `pkcs11`, `file`, `aws`.
     pub provider: String,
     /// `issuer` (certificates, CRLs, responder certificates), `ocsp-responder`
-    /// (OCSP answers), `kms` (the KMS API's sign operation).
+    /// (OCSP answers), `kms` (the KMS API's sign operation), `other` (other keys of
+    /// the service, such as the audit key that signs chain heads).
     pub key: String,
 }
 

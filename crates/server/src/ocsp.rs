@@ -763,7 +763,7 @@ impl OcspService {
                 };
                 match state
                     .keys
-                    .open_reference(&record.key_reference, algorithm)
+                    .open_reference_as(&record.key_reference, algorithm, "ocsp-responder")
                     .await
                 {
                     Ok(key) => {
@@ -832,7 +832,12 @@ impl OcspService {
         .map_err(|e| ServerError::Keys(e.to_string()))?;
         let (reference, key) = state
             .keys
-            .generate_signing_key(&issuer.key_provider, &name, RESPONDER_ALGORITHM)
+            .generate_signing_key_as(
+                &issuer.key_provider,
+                &name,
+                RESPONDER_ALGORITHM,
+                "ocsp-responder",
+            )
             .await?;
         let not_before = now - THIS_UPDATE_BACKDATE;
         let not_after = (now + self.responder_validity).min(issuer.info.not_after());

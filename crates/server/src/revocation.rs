@@ -384,6 +384,7 @@ pub async fn bulk(
         issued_until: parse_time("issued_before", &body.filter.issued_before)?,
         unexpired_at: Some(OffsetDateTime::now_utc()),
         limit: MAX_BULK,
+        ..Default::default()
     };
     let matched = state
         .store

@@ -34,6 +34,7 @@ pub fn api_router(state: SharedState) -> Router {
         .route("/v1/ca/chain", get(chain))
         .route("/v1/admin/tokens", post(create_token))
         .route("/v1/admin/revocations", post(bulk_revoke))
+        .route("/v1/admin/certificates", get(search_certificates))
         .route("/ca/{file}", get(issuer_certificate))
         .route("/crl/{file}", get(crl))
         .route("/crl/{issuer}/{file}", get(crl_shard))
@@ -117,7 +118,7 @@ async fn metrics(State(state): State<SharedState>, headers: HeaderMap) -> Respon
         return ApiError::NotFound("no such resource".into()).into_response();
     }
     if settings.access == crate::config::MetricsAccess::Auditor
-        && let Err(error) = admin_any(&state, &headers, &["auditor", "admin"])
+        && let Err(error) = admin_in(&state, &headers, &["auditor", "admin"])
     {
         return error.into_response();
     }
@@ -458,27 +459,20 @@ struct TokenBody {
     expires_in: Option<Value>,
 }
 
-/// Authenticates an administrator of one of `roles` by API token.
-pub(crate) fn admin_any<'a>(
-    state: &'a AppState,
-    headers: &HeaderMap,
-    roles: &[&str],
-) -> Result<&'a str, ApiError> {
-    let mut last = None;
-    for role in roles {
-        match admin(state, headers, role) {
-            Ok(name) => return Ok(name),
-            Err(error) => last = Some(error),
-        }
-    }
-    Err(last.unwrap_or_else(|| ApiError::Forbidden("no role allowed".into())))
-}
-
 /// Authenticates an administrator by API token (constant-time compare of hashes).
 pub(crate) fn admin<'a>(
     state: &'a AppState,
     headers: &HeaderMap,
     role: &str,
+) -> Result<&'a str, ApiError> {
+    admin_in(state, headers, &[role])
+}
+
+/// Authenticates an administrator holding one of `roles`.
+pub(crate) fn admin_in<'a>(
+    state: &'a AppState,
+    headers: &HeaderMap,
+    roles: &[&str],
 ) -> Result<&'a str, ApiError> {
     let token = bearer(headers)?;
     let hash = sha256(token.as_bytes());
@@ -486,10 +480,11 @@ pub(crate) fn admin<'a>(
         aws_lc_rs::constant_time::verify_slices_are_equal(&a.token_sha256, &hash).is_ok()
     });
     match found {
-        Some(admin) if admin.role == role => Ok(&admin.name),
+        Some(admin) if roles.contains(&admin.role.as_str()) => Ok(&admin.name),
         Some(admin) => Err(ApiError::Forbidden(format!(
-            "{} is not a {role}",
-            admin.name
+            "{} is not a {}",
+            admin.name,
+            roles.join(" or ")
         ))),
         None => Err(ApiError::Unauthorized("unknown admin credential".into())),
     }
@@ -668,6 +663,50 @@ async fn bulk_revoke(
                 .audit(json!({
                     "type": "admin.refused",
                     "action": "revocation.bulk",
+                    "request_id": request_id,
+                    "code": error.code_and_status().0,
+                    "reason": error.to_string(),
+                }))
+                .await;
+            error.into_response()
+        }
+    };
+    with_request_id(response, &request_id)
+}
+
+/// `GET /v1/admin/certificates?…`: the certificate inventory (`admin` or `auditor`).
+async fn search_certificates(
+    State(state): State<SharedState>,
+    headers: HeaderMap,
+    query: Result<
+        axum::extract::Query<crate::certificate_search::SearchQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> Response {
+    let request_id = random_id(8).unwrap_or_default();
+    let result = async {
+        let name = admin_in(&state, &headers, &["admin", "auditor"])?.to_owned();
+        let axum::extract::Query(query) =
+            query.map_err(|e| ApiError::MalformedRequest(e.body_text()))?;
+        let reply = crate::certificate_search::search(&state, &query).await?;
+        state
+            .audit(json!({
+                "type": "admin.certificates.search",
+                "request_id": request_id,
+                "admin": name,
+                "returned": reply["certificates"].as_array().map_or(0, Vec::len),
+            }))
+            .await?;
+        Ok::<_, ApiError>(reply)
+    }
+    .await;
+    let response = match result {
+        Ok(value) => Json(value).into_response(),
+        Err(error) => {
+            let _ = state
+                .audit(json!({
+                    "type": "admin.refused",
+                    "action": "certificates.search",
                     "request_id": request_id,
                     "code": error.code_and_status().0,
                     "reason": error.to_string(),

@@ -124,6 +124,10 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// This replica's audit chain.
     pub audit_chain: String,
+    /// Signs this replica's audit chain heads.
+    pub audit_signer: crate::audit_heads::AuditSigner,
+    /// How often the audit signer runs.
+    pub audit_head_interval: std::time::Duration,
     /// Base URL of the publication listener (http://).
     pub publication_url: String,
     /// Largest request body.
@@ -221,19 +225,7 @@ impl AppState {
     pub async fn build(loaded: &LoadedConfig, store: Arc<dyn Store>) -> Result<Self, ServerError> {
         let config = &loaded.config;
         let metrics = Arc::new(crate::metrics::Metrics::new());
-        let opener = KeyOpener::new(
-            config
-                .keys
-                .pkcs11_config
-                .as_ref()
-                .map(|p| loaded.resolve(p)),
-            config
-                .keys
-                .file_directory
-                .as_ref()
-                .map(|p| loaded.resolve(p)),
-        )
-        .with_metrics(Arc::clone(&metrics));
+        let opener = KeyOpener::from_config(loaded).with_metrics(Arc::clone(&metrics));
         let mut issuers = Vec::new();
         for section in &config.issuers {
             let certificate = read_pem_certificate(&loaded.resolve(&section.certificate))?;
@@ -328,7 +320,19 @@ impl AppState {
             }
             None => None,
         };
+        let audit_signer = crate::audit_heads::AuditSigner::new(
+            &audit_chain,
+            config
+                .audit
+                .key_provider
+                .clone()
+                .or_else(|| issuers.first().map(|i| i.key_provider.clone())),
+        );
         Ok(Self {
+            audit_signer,
+            audit_head_interval: std::time::Duration::from_millis(
+                u64::try_from(config.audit.head_interval.0.whole_milliseconds()).unwrap_or(60_000),
+            ),
             keys: opener,
             ocsp,
             crls,

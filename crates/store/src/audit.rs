@@ -90,6 +90,25 @@ pub fn event_hash(
     hex::encode(context.finish().as_ref())
 }
 
+const HEAD_DOMAIN: &[u8] = b"carimbo-audit-head-v1\n";
+
+/// The bytes an audit key signs for a chain head:
+///
+/// ```text
+/// "carimbo-audit-head-v1\n" ‖ u64be(len(chain)) ‖ chain ‖ u64be(sequence)
+///   ‖ hash (64 lowercase hex characters) ‖ i64be(signed_at, unix seconds)
+/// ```
+pub fn head_message(chain: &str, sequence: u64, hash: &str, signed_at: i64) -> Vec<u8> {
+    let mut message = Vec::with_capacity(HEAD_DOMAIN.len() + chain.len() + hash.len() + 24);
+    message.extend_from_slice(HEAD_DOMAIN);
+    message.extend_from_slice(&(chain.len() as u64).to_be_bytes());
+    message.extend_from_slice(chain.as_bytes());
+    message.extend_from_slice(&sequence.to_be_bytes());
+    message.extend_from_slice(hash.as_bytes());
+    message.extend_from_slice(&signed_at.to_be_bytes());
+    message
+}
+
 /// Walks a chain's stored rows in sequence order and finds the first one that does
 /// not fit: a gap or reordering, a previous hash that is not the hash before it, or a
 /// hash that does not match the row's contents.

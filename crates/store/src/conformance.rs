@@ -19,9 +19,11 @@ use crate::{
     IssuanceIntent, Lineage, LineageStore, Store, StoreError, TokenStore,
 };
 
+mod audit_heads;
 mod leases;
 mod revocation;
 
+pub(crate) use audit_heads::*;
 pub(crate) use leases::*;
 pub(crate) use revocation::*;
 
@@ -99,6 +101,7 @@ macro_rules! conformance_tests {
             kms_grants_are_live_in_their_window_until_revoked,
             inventory_rows_move_once_under_their_fence,
             operations_queries_count_expiring_and_find_the_stalest_answer,
+            signed_heads_are_append_only_and_listed_by_sequence,
         );
         $crate::conformance::conformance_tests!(@multi $fixture;
             concurrent_consumers_of_one_token_have_one_winner,

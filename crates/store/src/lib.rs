@@ -115,7 +115,8 @@ pub use model::{
     BootstrapToken, CertificateFilter, CertificateRecord, CertificateStatus, CrlHead,
     DueOcspResponse, Fence, InventoryCount, InventoryRow, IssuanceIntent, JobLease, KmsGrant,
     KmsJob, Lineage, OcspCertStatus, OcspResponderRecord, RevocationLogEntry, RevocationOutcome,
-    RevokedEntry, StoredAuditEvent, StoredCrl, StoredOcspResponse, crl_scope, split_crl_scope,
+    RevokedEntry, SignedAuditHead, StoredAuditEvent, StoredCrl, StoredOcspResponse, crl_scope,
+    split_crl_scope,
 };
 /// A throwaway PostgreSQL server for tests (feature `test-support`).
 #[cfg(any(test, feature = "test-support"))]

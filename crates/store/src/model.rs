@@ -178,6 +178,28 @@ pub struct StoredAuditEvent {
     pub recorded_at: OffsetDateTime,
 }
 
+/// A signed head of an audit chain: its last sequence and hash at `signed_at`, signed
+/// with an audit key over [`audit::head_message`](crate::audit::head_message).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SignedAuditHead {
+    /// The chain.
+    pub chain: String,
+    /// Sequence of the chain's last event when signed (from 1).
+    pub sequence: u64,
+    /// Hash of that event (64 lowercase hex digits).
+    pub hash: String,
+    /// When it was signed (one-second precision).
+    pub signed_at: OffsetDateTime,
+    /// The audit key, `provider:id`.
+    pub key_reference: String,
+    /// Signature algorithm (for example `ecdsa-p256-sha256`).
+    pub algorithm: String,
+    /// The audit key's public key, DER `SubjectPublicKeyInfo`.
+    pub public_key: Vec<u8>,
+    /// The signature.
+    pub signature: Vec<u8>,
+}
+
 /// What [`revoke`](crate::RevocationStore::revoke) did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RevocationOutcome {
@@ -212,6 +234,15 @@ pub struct CertificateFilter {
     pub issued_until: Option<OffsetDateTime>,
     /// Still valid at this time (`not_after` after it).
     pub unexpired_at: Option<OffsetDateTime>,
+    /// Expiring before this time (`not_after` before it).
+    pub expires_before: Option<OffsetDateTime>,
+    /// Serial number (either case of hex digits).
+    pub serial: Option<String>,
+    /// Revoked certificates too (by default only issued, unrevoked ones).
+    pub include_revoked: bool,
+    /// Only records after this one in the listing order (issue time, then serial):
+    /// the last record of the previous page, for paging.
+    pub after: Option<(OffsetDateTime, String)>,
     /// Most records returned, 1 to 100 000 (the default 0 is refused).
     pub limit: u32,
 }

@@ -49,9 +49,11 @@ use crate::validate::{
 };
 use crate::{
     AuditStore, BootstrapToken, CertificateRecord, CertificateStatus, CertificateStore,
-    IssuanceIntent, Lineage, LineageStore, StoreError, StoredAuditEvent, TokenStore,
+    IssuanceIntent, Lineage, LineageStore, SignedAuditHead, StoreError, StoredAuditEvent,
+    TokenStore,
 };
 
+mod audit_heads;
 mod grants;
 mod inventory;
 mod leases;
@@ -102,6 +104,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "kms inventory",
         include_str!("../../../migrations/postgres/0007_kms_inventory.sql"),
+    ),
+    (
+        8,
+        "audit heads",
+        include_str!("../../../migrations/postgres/0008_audit_heads.sql"),
     ),
 ];
 
@@ -753,6 +760,22 @@ impl AuditStore for PostgresStore {
                 }
             }
         }
+    }
+
+    async fn audit_chains(&self) -> Result<Vec<String>, StoreError> {
+        self.audit_chain_names().await
+    }
+
+    async fn last_audit_event(&self, chain: &str) -> Result<Option<StoredAuditEvent>, StoreError> {
+        self.last_event_of(chain).await
+    }
+
+    async fn insert_audit_head(&self, head: &SignedAuditHead) -> Result<(), StoreError> {
+        self.insert_head(head).await
+    }
+
+    async fn audit_heads(&self, chain: &str) -> Result<Vec<SignedAuditHead>, StoreError> {
+        self.heads_of(chain).await
     }
 }
 

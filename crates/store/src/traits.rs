@@ -9,8 +9,8 @@ use time::OffsetDateTime;
 use crate::{
     BootstrapToken, CertificateFilter, CertificateRecord, CrlHead, DueOcspResponse, Fence,
     InventoryCount, InventoryRow, IssuanceIntent, JobLease, KmsGrant, KmsJob, Lineage,
-    OcspResponderRecord, RevocationLogEntry, RevocationOutcome, RevokedEntry, StoreError,
-    StoredAuditEvent, StoredCrl, StoredOcspResponse,
+    OcspResponderRecord, RevocationLogEntry, RevocationOutcome, RevokedEntry, SignedAuditHead,
+    StoreError, StoredAuditEvent, StoredCrl, StoredOcspResponse,
 };
 
 /// Certificates through issuance: intent before signing, then completion or failure.
@@ -109,6 +109,22 @@ pub trait AuditStore: Send + Sync + fmt::Debug {
     /// number (a gap, a wrong previous hash or a hash that does not match its row), or
     /// `None` if the chain is intact. An empty chain is intact.
     async fn verify_audit_chain(&self, chain: &str) -> Result<Option<u64>, StoreError>;
+
+    /// Names of every audit chain with at least one event, sorted.
+    async fn audit_chains(&self) -> Result<Vec<String>, StoreError>;
+
+    /// The last event of `chain`, if it has any.
+    async fn last_audit_event(&self, chain: &str) -> Result<Option<StoredAuditEvent>, StoreError>;
+
+    /// Stores a signed head. Heads are append-only.
+    ///
+    /// Errors: [`StoreError::Conflict`] if `chain` already has a head at that sequence;
+    /// [`StoreError::Invalid`] for an empty chain or key reference, sequence 0, or a
+    /// hash that is not 64 lowercase hex digits.
+    async fn insert_audit_head(&self, head: &SignedAuditHead) -> Result<(), StoreError>;
+
+    /// The signed heads of `chain`, by sequence.
+    async fn audit_heads(&self, chain: &str) -> Result<Vec<SignedAuditHead>, StoreError>;
 }
 
 /// Revocation, and what is published from it: CRLs and OCSP answers.
@@ -142,12 +158,13 @@ pub trait RevocationStore: Send + Sync + fmt::Debug {
         revoked_at: OffsetDateTime,
     ) -> Result<RevocationOutcome, StoreError>;
 
-    /// Issued (not revoked) certificates matching every field given in `filter`, oldest
-    /// first (by issue time), at most `filter.limit`.
+    /// Issued certificates (revoked ones too with `include_revoked`) matching every field
+    /// given in `filter`, oldest first (by issue time, then serial), at most
+    /// `filter.limit`, after `filter.after` when given.
     ///
     /// Errors: [`StoreError::Invalid`] if the filter selects nothing by itself (every
     /// field `None`, or only `unexpired_at`), if the limit is not in 1..=100 000, or if
-    /// the subject key hash is not 64 hex digits.
+    /// the subject key hash is not 64 hex digits or the serial not hex.
     async fn find_certificates(
         &self,
         filter: &CertificateFilter,

@@ -196,11 +196,13 @@ pub(crate) fn check_filter(filter: &CertificateFilter) -> Result<Option<String>,
         || filter.subject_key_sha256.is_some()
         || filter.lineage.is_some()
         || filter.issued_from.is_some()
-        || filter.issued_until.is_some();
+        || filter.issued_until.is_some()
+        || filter.serial.is_some()
+        || filter.expires_before.is_some();
     if !selects {
         return Err(StoreError::Invalid(
             "certificate filter: give at least one of issuer, provisioner, name, \
-             subject key, lineage or issue time"
+             subject key, lineage, serial, issue time or expiry time"
                 .into(),
         ));
     }
@@ -208,6 +210,9 @@ pub(crate) fn check_filter(filter: &CertificateFilter) -> Result<Option<String>,
         return Err(StoreError::Invalid(format!(
             "certificate filter: limit must be 1 to {MAX_FIND_LIMIT}"
         )));
+    }
+    if let Some(serial) = &filter.serial {
+        check_serial(&serial.to_ascii_lowercase())?;
     }
     filter
         .subject_key_sha256
@@ -394,4 +399,16 @@ pub(crate) fn check_inventory_row(row: &crate::InventoryRow) -> Result<(), Store
         return Err(StoreError::Invalid("inventory key version: 0".into()));
     }
     Ok(())
+}
+
+pub(crate) fn check_audit_head(head: &crate::SignedAuditHead) -> Result<i64, StoreError> {
+    check_not_empty(&head.chain, "audit head chain")?;
+    check_not_empty(&head.key_reference, "audit head key reference")?;
+    check_sha256_hex(&head.hash, "audit head hash")?;
+    if head.sequence == 0 {
+        return Err(StoreError::Invalid(
+            "audit head sequence: must be 1 or more".into(),
+        ));
+    }
+    stored_u64(head.sequence, "audit head sequence")
 }

@@ -933,7 +933,50 @@ pub(crate) async fn find_certificates_matches_every_given_field<F: Fixture>() {
         })
         .await
         .unwrap();
+    let after_second = (
+        first_two[1].issued_at.expect("issued"),
+        first_two[1].serial.clone(),
+    );
     assert_eq!(serials(first_two), ["01", "02"]);
+    // Paging: the records after the last one of the previous page.
+    assert_eq!(
+        find(CertificateFilter {
+            issuer: Some("int-server".into()),
+            after: Some(after_second),
+            ..Default::default()
+        })
+        .await,
+        ["04", "05"]
+    );
+    // Revoked certificates only on request; by serial (either case); by expiry.
+    assert_eq!(
+        find(CertificateFilter {
+            issuer: Some("int-server".into()),
+            include_revoked: true,
+            ..Default::default()
+        })
+        .await,
+        ["01", "02", "04", "05", "06"]
+    );
+    for (include_revoked, expected) in [(false, vec![]), (true, vec!["06".to_owned()])] {
+        assert_eq!(
+            find(CertificateFilter {
+                serial: Some("06".into()),
+                include_revoked,
+                ..Default::default()
+            })
+            .await,
+            expected
+        );
+    }
+    assert_eq!(
+        find(CertificateFilter {
+            expires_before: Some(NOW + Duration::hours(2)),
+            ..Default::default()
+        })
+        .await,
+        ["05"]
+    );
 
     // Filters that select everything, bad limits and bad key hashes are refused.
     for (what, bad) in [
@@ -964,6 +1007,14 @@ pub(crate) async fn find_certificates_matches_every_given_field<F: Fixture>() {
             CertificateFilter {
                 issuer: Some("int-server".into()),
                 limit: 100_001,
+                ..Default::default()
+            },
+        ),
+        (
+            "bad serial",
+            CertificateFilter {
+                serial: Some("not-hex".into()),
+                limit: 10,
                 ..Default::default()
             },
         ),

@@ -271,7 +271,7 @@ impl RevocationStore for SqliteStore {
         let subject_key = check_filter(filter)?;
 
         let mut query = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {RECORD_COLUMNS} FROM certificates WHERE status = 'issued'"
+            "SELECT {RECORD_COLUMNS} FROM certificates WHERE status IN ('issued', 'revoked')"
         ));
         if let Some(issuer) = &filter.issuer {
             query.push(" AND issuer = ").push_bind(issuer.clone());
@@ -302,8 +302,29 @@ impl RevocationStore for SqliteStore {
         if let Some(until) = filter.issued_until {
             query.push(" AND issued_at < ").push_bind(unix(until));
         }
+        if !filter.include_revoked {
+            query.push(" AND status = 'issued'");
+        }
         if let Some(at) = filter.unexpired_at {
             query.push(" AND not_after > ").push_bind(unix(at));
+        }
+        if let Some(at) = filter.expires_before {
+            query.push(" AND not_after < ").push_bind(unix(at));
+        }
+        if let Some(serial) = &filter.serial {
+            query
+                .push(" AND serial = ")
+                .push_bind(serial.to_ascii_lowercase());
+        }
+        if let Some((issued_at, serial)) = &filter.after {
+            query
+                .push(" AND (issued_at > ")
+                .push_bind(unix(*issued_at))
+                .push(" OR (issued_at = ")
+                .push_bind(unix(*issued_at))
+                .push(" AND serial > ")
+                .push_bind(serial.clone())
+                .push("))");
         }
         query
             .push(" ORDER BY issued_at, serial LIMIT ")

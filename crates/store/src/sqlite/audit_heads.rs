@@ -1,0 +1,90 @@
+//! Signed audit chain heads and chain listing for [`SqliteStore`] (schema in
+//! `0008_audit_heads.sql`).
+
+use sqlx::sqlite::SqliteRow;
+
+use super::{SqliteStore, audit_event_from_row, column, sequence_column};
+use crate::validate::{check_audit_head, is_unique_violation, time_from, unix};
+use crate::{SignedAuditHead, StoreError, StoredAuditEvent};
+
+fn head_from_row(row: &SqliteRow) -> Result<SignedAuditHead, StoreError> {
+    let hex_column = |name: &str| -> Result<Vec<u8>, StoreError> {
+        hex::decode(column::<String>(row, name)?)
+            .map_err(|_| StoreError::Corrupt(format!("audit head {name}: not hex")))
+    };
+    Ok(SignedAuditHead {
+        chain: column(row, "chain")?,
+        sequence: sequence_column(row, "sequence")?,
+        hash: column(row, "hash")?,
+        signed_at: time_from(column(row, "signed_at")?, "signed_at")?,
+        key_reference: column(row, "key_reference")?,
+        algorithm: column(row, "algorithm")?,
+        public_key: hex_column("public_key")?,
+        signature: hex_column("signature")?,
+    })
+}
+
+impl SqliteStore {
+    pub(super) async fn audit_chain_names(&self) -> Result<Vec<String>, StoreError> {
+        Ok(
+            sqlx::query_scalar("SELECT DISTINCT chain FROM audit_events ORDER BY chain")
+                .fetch_all(&self.reader)
+                .await?,
+        )
+    }
+
+    pub(super) async fn last_event_of(
+        &self,
+        chain: &str,
+    ) -> Result<Option<StoredAuditEvent>, StoreError> {
+        sqlx::query(
+            "SELECT chain, sequence, previous_hash, hash, event, recorded_at FROM audit_events \
+             WHERE chain = ? ORDER BY sequence DESC LIMIT 1",
+        )
+        .bind(chain)
+        .fetch_optional(&self.reader)
+        .await?
+        .as_ref()
+        .map(audit_event_from_row)
+        .transpose()
+    }
+
+    pub(super) async fn insert_head(&self, head: &SignedAuditHead) -> Result<(), StoreError> {
+        let sequence = check_audit_head(head)?;
+        let inserted = sqlx::query(
+            "INSERT INTO audit_heads (chain, sequence, hash, signed_at, key_reference, \
+             algorithm, public_key, signature) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&head.chain)
+        .bind(sequence)
+        .bind(&head.hash)
+        .bind(unix(head.signed_at))
+        .bind(&head.key_reference)
+        .bind(&head.algorithm)
+        .bind(hex::encode(&head.public_key))
+        .bind(hex::encode(&head.signature))
+        .execute(&self.writer)
+        .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
+                "audit chain {:?} already has a signed head at sequence {}",
+                head.chain, head.sequence
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) async fn heads_of(&self, chain: &str) -> Result<Vec<SignedAuditHead>, StoreError> {
+        sqlx::query(
+            "SELECT chain, sequence, hash, signed_at, key_reference, algorithm, public_key, \
+             signature FROM audit_heads WHERE chain = ? ORDER BY sequence",
+        )
+        .bind(chain)
+        .fetch_all(&self.reader)
+        .await?
+        .iter()
+        .map(head_from_row)
+        .collect()
+    }
+}
