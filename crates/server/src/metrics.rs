@@ -750,3 +750,54 @@ impl SigningKey for MeteredKey {
         result
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::*;
+
+    #[test]
+    fn counters_and_histograms_encode_in_both_formats() {
+        let metrics = Metrics::new();
+        metrics.issued("server", "web", "int-server", false);
+        metrics.refused(None, None, "unauthorized", true);
+        metrics.signed("pkcs11", "issuer", 0.002, true);
+        metrics.signed("pkcs11", "issuer", 0.0, false);
+        metrics.ocsp_answered("good");
+        metrics.job_ran("crl", true);
+        let mut openmetrics = String::new();
+        prometheus_client::encoding::text::encode(&mut openmetrics, &metrics.registry).unwrap();
+        assert!(openmetrics.ends_with("# EOF\n"), "{openmetrics}");
+        assert!(openmetrics.contains("# TYPE carimbo_certificates_issued counter\n"));
+        assert!(openmetrics.contains(
+            "carimbo_certificates_issued_total{profile=\"server\",provisioner=\"web\",issuer=\"int-server\",request=\"new\"} 1\n"
+        ));
+        assert!(openmetrics.contains(
+            "carimbo_certificates_refused_total{profile=\"none\",provisioner=\"none\",reason=\"unauthorized\",request=\"renewal\"} 1\n"
+        ));
+        assert!(
+            openmetrics
+                .contains("carimbo_signing_errors_total{provider=\"pkcs11\",key=\"issuer\"} 1\n")
+        );
+        // Created at 0 with the first run, before any failure.
+        assert!(openmetrics.contains("carimbo_job_failures_total{job=\"crl\"} 0\n"));
+
+        let classic = to_prometheus_text(&openmetrics);
+        assert!(!classic.contains("# EOF") && !classic.contains("# UNIT"));
+        assert!(classic.contains("# TYPE carimbo_certificates_issued_total counter\n"));
+        assert!(classic.contains("# HELP carimbo_ocsp_requests_total "));
+        assert!(classic.contains("# TYPE carimbo_signing_duration_seconds histogram\n"));
+        assert!(classic.contains(
+            "carimbo_signing_duration_seconds_count{provider=\"pkcs11\",key=\"issuer\"} 1\n"
+        ));
+        // Samples are unchanged.
+        let samples = |text: &str| -> Vec<String> {
+            text.lines()
+                .filter(|l| !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(samples(&openmetrics), samples(&classic));
+    }
+}
