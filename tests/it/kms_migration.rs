@@ -114,6 +114,26 @@ impl Setup {
             .done
     }
 
+    /// Points the config (written for other ports) at two free ports; returns them.
+    fn use_ports(&self) -> (u16, u16) {
+        let (api, publication) = (free_port(), free_port());
+        let text = std::fs::read_to_string(&self.config).unwrap();
+        let text: String = text
+            .lines()
+            .map(|line| {
+                if line.starts_with("listen = ") {
+                    format!("listen = \"127.0.0.1:{api}\"\n")
+                } else if line.starts_with("publication-listen = ") {
+                    format!("publication-listen = \"127.0.0.1:{publication}\"\n")
+                } else {
+                    format!("{line}\n")
+                }
+            })
+            .collect();
+        std::fs::write(&self.config, text).unwrap();
+        (api, publication)
+    }
+
     /// Rows by (version, provider).
     fn counts(&self) -> Vec<(u32, String, u64, u64)> {
         self.runtime
@@ -231,22 +251,7 @@ operations = ["datakey", "decrypt"]
 fn data_keys_move_file_to_softhsm_to_aws_through_two_kills_and_none_is_lost() {
     let Some(setup) = setup() else { return };
     let count = rows();
-    let (api, publication) = (free_port(), free_port());
-    // The config was written for other ports: point it at these.
-    let text = std::fs::read_to_string(&setup.config).unwrap();
-    let text: String = text
-        .lines()
-        .map(|line| {
-            if line.starts_with("listen = ") {
-                format!("listen = \"127.0.0.1:{api}\"\n")
-            } else if line.starts_with("publication-listen = ") {
-                format!("publication-listen = \"127.0.0.1:{publication}\"\n")
-            } else {
-                format!("{line}\n")
-            }
-        })
-        .collect();
-    std::fs::write(&setup.config, text).unwrap();
+    let (api, publication) = setup.use_ports();
     let url = |path: &str| format!("https://127.0.0.1:{api}{path}");
     let client = client(&setup.data);
     let rt = &setup.runtime;
@@ -397,4 +402,95 @@ fn data_keys_move_file_to_softhsm_to_aws_through_two_kills_and_none_is_lost() {
         }
     }
     service.terminate();
+}
+
+/// Two migration jobs towards one provider share its `[kms.rate-limits]` budget: 2 × 300
+/// rewraps at a limit of 200/s take about 3 s together, where each alone at 200/s
+/// would take 1.5 s.
+#[test]
+fn migration_jobs_share_their_target_providers_rate_limit() {
+    let Some(setup) = setup() else { return };
+    let (api, publication) = setup.use_ports();
+    let url = |path: &str| format!("https://127.0.0.1:{api}{path}");
+    let client = client(&setup.data);
+    let rt = &setup.runtime;
+    let keys = ["envelope-data/test/a", "envelope-data/test/b"];
+    let per_key = 300;
+    let mut service = setup.serve(api, publication, "serve-rate.log");
+    for key in keys {
+        let (status, reply) = call(
+            rt,
+            &client,
+            url("/v1/kms/keys"),
+            &setup.admin,
+            &json!({ "name": key, "purpose": "envelope" }),
+        );
+        assert_eq!(status, 201, "{reply}");
+        let items: Vec<Value> = (0..per_key)
+            .map(|i| json!({ "key": key, "context": { "object": format!("{i}") }, "inventory_id": format!("{}-{i}", &key[key.len() - 1..]) }))
+            .collect();
+        let (status, reply) = call(
+            rt,
+            &client,
+            url("/v1/kms/batch/datakey"),
+            &setup.app,
+            &json!({ "items": items }),
+        );
+        assert_eq!(status, 200, "{reply}");
+        let results = reply["results"].as_array().unwrap();
+        assert!(results.iter().all(|r| r["ok"].is_object()), "{reply}");
+    }
+    service.terminate();
+    let mut text = std::fs::read_to_string(&setup.config).unwrap();
+    text.push_str("\n[kms.rate-limits]\npkcs11 = 200\n");
+    std::fs::write(&setup.config, text).unwrap();
+
+    let started = Instant::now();
+    let jobs: Vec<_> = keys
+        .iter()
+        .map(|key| {
+            Command::new(carimbo_binary())
+                .args(["kms", "migrate", "--config", s(&setup.config), "--key", key])
+                .args(["--to", "pkcs11", "--lease-ttl", "1s", "--concurrency", "4"])
+                .envs(setup.env())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for job in jobs {
+        let output = job.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(report["job"]["state"], "done", "{report}");
+        assert_eq!(report["job"]["done"], per_key, "{report}");
+    }
+    let elapsed = started.elapsed();
+    eprintln!("2 × {per_key} rewraps at a shared 200/s: {elapsed:?}");
+    // 600 rewraps at 200/s: 3 s, less the moments before a job sees the other.
+    assert!(elapsed >= Duration::from_millis(2_500), "{elapsed:?}");
+    for key in keys {
+        let counts = rt
+            .block_on(setup.store.inventory_counts(Some(key)))
+            .unwrap();
+        let moved: Vec<(u32, &str, u64)> = counts
+            .iter()
+            .map(|c| (c.key_version, c.provider.as_str(), c.live))
+            .collect();
+        assert_eq!(moved, [(2, "pkcs11", per_key)], "{key}");
+    }
+    // The budget leases are released at the end.
+    let left = rt
+        .block_on(carimbo_store::JobLeaseStore::live_leases(
+            &setup.store,
+            "kms-provider/",
+            time::OffsetDateTime::now_utc(),
+        ))
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
 }

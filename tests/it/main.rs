@@ -13,6 +13,7 @@ mod kms_aws_pki;
 mod kms_conformance;
 mod kms_migration;
 mod leases;
+mod limits;
 mod metrics;
 mod ocsp_pki;
 mod pkcs11;

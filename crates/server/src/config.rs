@@ -81,6 +81,9 @@ pub struct ServerConfig {
     pub jobs: JobsSection,
     /// The KMS API (`/v1/kms/…`); off when absent.
     pub kms: Option<KmsSection>,
+    /// Per-identity rate limits (off when absent).
+    #[serde(default)]
+    pub limits: LimitsSection,
     /// `GET /metrics` (defaults when absent: on, auditor or admin token required).
     #[serde(default)]
     pub metrics: MetricsSection,
@@ -158,6 +161,11 @@ pub struct KmsSection {
     /// their primary is older than the period.
     #[serde(default)]
     pub rotation: Vec<KmsRotationSection>,
+    /// Rewraps per second each key provider takes from migration jobs (`pkcs11`,
+    /// `aws`, `file`), shared by every job writing to it: a job gets the limit divided
+    /// by the number of jobs running towards that provider.
+    #[serde(default)]
+    pub rate_limits: std::collections::BTreeMap<String, u32>,
 }
 
 /// A scheduled rotation.
@@ -300,6 +308,33 @@ pub struct ListenSection {
     /// Time limit of a request (default 10s).
     #[serde(default = "default_request_timeout")]
     pub request_timeout: Span,
+    /// Time a client has to send a request's headers, from the connection's start or
+    /// the end of the previous request (default 10s): slow and idle clients are
+    /// disconnected.
+    #[serde(default = "default_request_timeout")]
+    pub header_timeout: Span,
+    /// Connections served at once per listener (default 4096); more wait to be
+    /// accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_max_connections() -> usize {
+    4096
+}
+
+/// Per-identity rate limits (off unless set). Refused requests get `429 rate_limited`
+/// with `Retry-After`, and are audited.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(default)]
+pub struct LimitsSection {
+    /// Certificates (issuance and renewal) per minute per identity, with bursts of as
+    /// many; 0: no limit.
+    pub issuance_per_minute: u32,
+    /// KMS operations per second per identity (each batch item counts), with bursts of
+    /// as many; 0: no limit.
+    pub kms_per_second: u32,
 }
 
 fn default_body_limit() -> usize {
@@ -625,6 +660,20 @@ impl LoadedConfig {
                 ));
             }
         }
+        for (provider, limit) in &kms.rate_limits {
+            if !matches!(provider.as_str(), "pkcs11" | "aws" | "file") {
+                return Err(self.error(
+                    &format!("kms.rate-limits.{provider}"),
+                    "unknown provider: expected pkcs11, aws or file",
+                ));
+            }
+            if *limit == 0 {
+                return Err(self.error(
+                    &format!("kms.rate-limits.{provider}"),
+                    "must be at least 1 (leave it out for no limit)",
+                ));
+            }
+        }
         let keys = &self.config.keys;
         if kms.pkcs11_config.is_some() && kms.pkcs11_config == keys.pkcs11_config {
             return Err(self.error(
@@ -807,6 +856,15 @@ impl LoadedConfig {
         }
         if let Some(kms) = &config.kms {
             self.check_kms(kms)?;
+        }
+        let header_timeout = config.server.header_timeout.0;
+        if header_timeout < time::Duration::seconds(1)
+            || header_timeout > time::Duration::minutes(10)
+        {
+            return Err(self.error("server.header-timeout", "must be between 1s and 10m"));
+        }
+        if config.server.max_connections == 0 {
+            return Err(self.error("server.max-connections", "must be at least 1"));
         }
         let head_interval = config.audit.head_interval.0;
         if head_interval < time::Duration::seconds(1) || head_interval > time::Duration::hours(24) {

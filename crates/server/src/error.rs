@@ -72,6 +72,14 @@ pub enum ApiError {
     /// The caller is authenticated but not allowed this.
     #[error("{0}")]
     Forbidden(String),
+    /// The caller went over its rate limit; it may retry after this many seconds.
+    #[error("rate limit of {what} reached; retry in {retry_after} s")]
+    RateLimited {
+        /// What is limited (`issuance`, `kms`).
+        what: &'static str,
+        /// Seconds until a retry can pass.
+        retry_after: u64,
+    },
     /// The profile named does not exist.
     #[error("unknown profile {0:?} (server, client, workload)")]
     UnknownProfile(String),
@@ -216,6 +224,7 @@ impl ApiError {
                 (error.code(), status)
             }
             Self::Forbidden(_) => ("forbidden", StatusCode::FORBIDDEN),
+            Self::RateLimited { .. } => ("rate_limited", StatusCode::TOO_MANY_REQUESTS),
             Self::UnknownProfile(_) => ("unknown_profile", StatusCode::BAD_REQUEST),
             Self::Leaf(error) => (error.code(), StatusCode::BAD_REQUEST),
             Self::NotFound(_) => ("not_found", StatusCode::NOT_FOUND),
@@ -268,6 +277,31 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         }
+        if let Self::RateLimited { retry_after, .. } = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rate_limited_request_gets_429_with_retry_after() {
+        let response = ApiError::RateLimited {
+            what: "kms",
+            retry_after: 3,
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "3");
+        assert_eq!(
+            response.headers()[header::CONTENT_TYPE],
+            "application/problem+json"
+        );
     }
 }

@@ -266,6 +266,14 @@ async fn issue_inner(
     request: &CertificateRequest,
     new_lineage: bool,
 ) -> Result<IssuedCertificate, ApiError> {
+    if let Some(limiter) = &state.limits.issuance
+        && let Err(wait) = limiter.take(&caller.identity, 1)
+    {
+        return Err(ApiError::RateLimited {
+            what: "issuance",
+            retry_after: crate::limits::retry_after_seconds(wait),
+        });
+    }
     let now = OffsetDateTime::now_utc();
     let profile = state
         .profiles

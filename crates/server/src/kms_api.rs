@@ -78,6 +78,8 @@ pub struct KmsService {
     max_batch: usize,
     /// Scheduled rotations: key patterns and the largest age of a primary version.
     rotations: Vec<(Vec<String>, time::Duration)>,
+    /// Rewraps per second per provider, shared by the migration jobs.
+    rate_limits: std::collections::BTreeMap<String, u32>,
 }
 
 impl KmsService {
@@ -169,6 +171,7 @@ impl KmsService {
                 .iter()
                 .map(|r| (r.keys.clone(), r.every.0))
                 .collect(),
+            rate_limits: section.rate_limits.clone(),
         })
     }
 
@@ -201,6 +204,12 @@ impl KmsService {
             checks.push(("aws", provider.region().to_owned(), result));
         }
         checks
+    }
+
+    /// Rewraps per second that `provider` takes from all migration jobs together, if
+    /// limited.
+    pub fn rate_limit(&self, provider: &str) -> Option<u32> {
+        self.rate_limits.get(provider).copied()
     }
 
     /// The keyring (for tests and tools).
@@ -824,6 +833,19 @@ async fn audit(
 
 /// Audits a request item refused before the policy was asked (malformed body, too
 /// large a batch); returns the error to answer with (or the audit's own failure).
+/// Takes `cost` operations from `identity`'s KMS budget (`[limits] kms-per-second`).
+fn rate_limit(state: &AppState, identity: &str, cost: u32) -> Result<(), ApiError> {
+    match &state.limits.kms {
+        Some(limiter) => limiter
+            .take(identity, cost)
+            .map_err(|wait| ApiError::RateLimited {
+                what: "kms",
+                retry_after: crate::limits::retry_after_seconds(wait),
+            }),
+        None => Ok(()),
+    }
+}
+
 async fn refused(
     state: &AppState,
     identity: &str,
@@ -1111,6 +1133,9 @@ async fn single(
     let client = client.map(|c| c.0);
     let identity =
         caller_identity(&state, kms, &headers, client.as_ref(), operation.as_str()).await?;
+    if let Err(error) = rate_limit(&state, &identity, 1) {
+        return Err(refused(&state, &identity, operation, error).await);
+    }
     let value: Value = match json_body(&headers, body, state.max_body_bytes) {
         Ok(value) => value,
         Err(error) => {
@@ -1162,6 +1187,10 @@ async fn batch(
     };
     if body.items.len() > kms.max_batch {
         let error = ApiError::Kms(KmsError::BatchTooLarge(kms.max_batch));
+        return Err(refused(&state, &identity, operation, error).await);
+    }
+    let cost = u32::try_from(body.items.len()).unwrap_or(u32::MAX).max(1);
+    if let Err(error) = rate_limit(&state, &identity, cost) {
         return Err(refused(&state, &identity, operation, error).await);
     }
     let id = request_id();

@@ -33,7 +33,8 @@ pub struct MigrateOptions {
     pub to_provider: String,
     /// Only report what would move.
     pub dry_run: bool,
-    /// Rewraps per second at most (0: unlimited), to spare the providers.
+    /// Rewraps per second at most (0: unlimited), to spare the providers. A provider
+    /// with a `[kms.rate-limits]` entry also caps it at its share of that limit.
     pub rate: u32,
     /// Rows rewrapped at once (network providers answer in milliseconds, so a few
     /// requests in flight multiply the rate).
@@ -70,6 +71,95 @@ pub enum MigrateError {
     /// Another job holds this key's lease.
     #[error("another migration of {0} is running ({1})")]
     Busy(String, String),
+}
+
+/// Spaces rewraps out to a rate that can change while the job runs (the provider's
+/// budget is shared with the other jobs writing to it).
+#[derive(Debug)]
+struct Pacer {
+    next: tokio::sync::Mutex<Instant>,
+    /// Nanoseconds between two rewraps; 0: unlimited.
+    interval_nanos: std::sync::atomic::AtomicU64,
+}
+
+impl Pacer {
+    fn new() -> Self {
+        Self {
+            next: tokio::sync::Mutex::new(Instant::now()),
+            interval_nanos: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// Sets the rate in rewraps per second (0 or less: unlimited).
+    fn set_rate(&self, per_second: f64) {
+        let nanos = if per_second > 0.0 {
+            (1e9 / per_second) as u64
+        } else {
+            0
+        };
+        self.interval_nanos
+            .store(nanos, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Waits for the next slot.
+    async fn wait(&self) {
+        let interval = self
+            .interval_nanos
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if interval == 0 {
+            return;
+        }
+        // Held while sleeping: slots are handed out one at a time, in order.
+        let mut next = self.next.lock().await;
+        let now = Instant::now();
+        if *next > now {
+            tokio::time::sleep_until((*next).into()).await;
+        }
+        *next = (*next).max(now) + Duration::from_nanos(interval);
+    }
+}
+
+/// The lease that makes a job count in its target provider's shared budget.
+fn budget_lease(provider: &str, holder: &str, key: &KeyName) -> String {
+    format!("{}{holder}/{key}", budget_prefix(provider))
+}
+
+fn budget_prefix(provider: &str) -> String {
+    format!("kms-provider/{provider}/")
+}
+
+/// This job's rate: its share of the provider's limit (the limit over the jobs holding
+/// a budget lease), and at most `--rate`.
+async fn refresh_rate(
+    kms: &KmsService,
+    store: &dyn Store,
+    options: &MigrateOptions,
+    pacer: &Pacer,
+) -> Result<(), MigrateError> {
+    let own = options.rate;
+    let Some(limit) = kms.rate_limit(&options.to_provider) else {
+        pacer.set_rate(f64::from(own));
+        return Ok(());
+    };
+    let now = OffsetDateTime::now_utc();
+    let lease = budget_lease(&options.to_provider, &options.holder, &options.key);
+    store
+        .acquire_lease(&lease, &options.holder, now, options.lease_ttl)
+        .await?;
+    let jobs = store
+        .live_leases(&budget_prefix(&options.to_provider), now)
+        .await?
+        .len()
+        .max(1);
+    let share = f64::from(limit) / jobs as f64;
+    let rate = if own > 0 {
+        share.min(f64::from(own))
+    } else {
+        share
+    };
+    tracing::debug!(provider = %options.to_provider, jobs, rate, "migration rate");
+    pacer.set_rate(rate);
+    Ok(())
 }
 
 /// A job's progress as JSON (API and CLI).
@@ -215,8 +305,8 @@ pub async fn migrate(
     store.put_kms_job(&job).await?;
     progress(&job);
 
-    let started = Instant::now();
-    let mut rewrapped: u64 = 0;
+    let pacer = Pacer::new();
+    refresh_rate(kms, store, options, &pacer).await?;
     let mut last_renewal = Instant::now();
     let mut after = String::new();
     loop {
@@ -225,6 +315,7 @@ pub async fn migrate(
                 Some(renewed) => lease = renewed,
                 None => return Err(MigrateError::Busy(name.to_string(), "lease lost".into())),
             }
+            refresh_rate(kms, store, options, &pacer).await?;
             last_renewal = Instant::now();
         }
         let page = store
@@ -237,17 +328,11 @@ pub async fn migrate(
         let fence = lease.fence.clone();
         let outcomes: Vec<Result<RowOutcome, MigrateError>> =
             futures_util::stream::iter(page.into_iter().map(|row| {
-                let slot = rewrapped;
-                rewrapped += 1;
                 let fence = fence.clone();
                 let caller = &caller;
+                let pacer = &pacer;
                 async move {
-                    if options.rate > 0 {
-                        let due = Duration::from_secs_f64(slot as f64 / f64::from(options.rate));
-                        if let Some(wait) = due.checked_sub(started.elapsed()) {
-                            tokio::time::sleep(wait).await;
-                        }
-                    }
+                    pacer.wait().await;
                     move_row(
                         kms,
                         store,
@@ -281,6 +366,14 @@ pub async fn migrate(
     store
         .release_lease(&lease.fence, OffsetDateTime::now_utc())
         .await?;
+    if kms.rate_limit(&options.to_provider).is_some() {
+        let budget = budget_lease(&options.to_provider, &options.holder, name);
+        if let Some(held) = store.job_lease(&budget).await? {
+            store
+                .release_lease(&held.fence, OffsetDateTime::now_utc())
+                .await?;
+        }
+    }
     progress(&job);
     Ok(MigrateReport {
         job: Some(job),

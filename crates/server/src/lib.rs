@@ -24,6 +24,7 @@ pub mod keys;
 pub mod kms_api;
 pub mod kms_migrate;
 pub mod kms_policy;
+pub mod limits;
 pub mod metrics;
 pub mod ocsp;
 pub mod policy;
@@ -289,9 +290,16 @@ pub async fn serve(
         let _ = receiver.wait_for(|stopped| *stopped).await;
     };
     spawn_jobs(&state, &stopped);
+    let connection_limits = state.connection_limits;
     let publication = listeners.publication.map(|listener| {
         let router = routes::publication_router(Arc::clone(&state));
-        tokio::spawn(tls::serve(listener, None, router, wait(stopped.clone())))
+        tokio::spawn(tls::serve(
+            listener,
+            None,
+            router,
+            connection_limits,
+            wait(stopped.clone()),
+        ))
     });
     tokio::spawn(async move {
         shutdown.await;
@@ -301,7 +309,16 @@ pub async fn serve(
     let store = Arc::clone(&state.store);
     let last_head = Arc::clone(&state);
     let result = match listeners.api {
-        Some(api) => tls::serve(api, tls, routes::api_router(state), wait(stopped)).await,
+        Some(api) => {
+            tls::serve(
+                api,
+                tls,
+                routes::api_router(state),
+                connection_limits,
+                wait(stopped),
+            )
+            .await
+        }
         None => {
             wait(stopped).await;
             Ok(())

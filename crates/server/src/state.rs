@@ -128,6 +128,10 @@ pub struct AppState {
     pub audit_signer: crate::audit_heads::AuditSigner,
     /// How often the audit signer runs.
     pub audit_head_interval: std::time::Duration,
+    /// Per-identity rate limits.
+    pub limits: crate::limits::Limits,
+    /// Limits of each listener's connections.
+    pub connection_limits: crate::tls::ConnectionLimits,
     /// Base URL of the publication listener (http://).
     pub publication_url: String,
     /// Largest request body.
@@ -329,6 +333,14 @@ impl AppState {
                 .or_else(|| issuers.first().map(|i| i.key_provider.clone())),
         );
         Ok(Self {
+            limits: crate::limits::Limits::from_config(&config.limits),
+            connection_limits: crate::tls::ConnectionLimits {
+                header_timeout: std::time::Duration::from_millis(
+                    u64::try_from(config.server.header_timeout.0.whole_milliseconds())
+                        .unwrap_or(10_000),
+                ),
+                max_connections: config.server.max_connections,
+            },
             audit_signer,
             audit_head_interval: std::time::Duration::from_millis(
                 u64::try_from(config.audit.head_interval.0.whole_milliseconds()).unwrap_or(60_000),

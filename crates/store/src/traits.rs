@@ -355,6 +355,15 @@ pub trait JobLeaseStore: Send + Sync + fmt::Debug {
     ///
     /// Errors: database failures only.
     async fn job_lease(&self, job: &str) -> Result<Option<JobLease>, StoreError>;
+
+    /// The leases whose job name starts with `prefix` and that have not expired at
+    /// `now`, by job name: who takes part in a shared budget (for example the
+    /// migration jobs writing to one key provider).
+    async fn live_leases(
+        &self,
+        prefix: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<JobLease>, StoreError>;
 }
 
 /// KMS grants made by administrators (the rules themselves live in the config).

@@ -70,6 +70,24 @@ pub(crate) async fn a_lease_is_held_by_one_holder_renewed_and_taken_over_with_a_
         .unwrap();
     assert_eq!(a_again.fence.token, 3);
 
+    // Live leases by prefix: "ocsp-refresh" (taken at `later`) has lapsed by now.
+    let jobs = |leases: Vec<crate::JobLease>| -> Vec<String> {
+        leases.into_iter().map(|l| l.fence.job).collect()
+    };
+    assert_eq!(jobs(store.live_leases("", lapsed).await.unwrap()), ["crl"]);
+    assert_eq!(
+        jobs(store.live_leases("", later).await.unwrap()),
+        ["crl", "ocsp-refresh"]
+    );
+    assert_eq!(
+        jobs(store.live_leases("ocsp-", later).await.unwrap()),
+        ["ocsp-refresh"]
+    );
+    let live = store.live_leases("crl", lapsed).await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0], a_again);
+    assert!(store.live_leases("kms-", later).await.unwrap().is_empty());
+
     for (job, holder, ttl) in [
         ("", "a", TTL),
         ("crl", "", TTL),

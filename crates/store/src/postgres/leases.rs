@@ -104,4 +104,25 @@ impl JobLeaseStore for PostgresStore {
         .await?;
         row.map(|row| lease_from_row(job, &row)).transpose()
     }
+
+    async fn live_leases(
+        &self,
+        prefix: &str,
+        now: OffsetDateTime,
+    ) -> Result<Vec<JobLease>, StoreError> {
+        let length = i64::try_from(prefix.chars().count())
+            .map_err(|_| StoreError::Invalid("lease prefix: too long".into()))?;
+        let rows = sqlx::query(
+            "SELECT job, holder, fence, acquired_at, expires_at FROM job_leases \
+             WHERE left(job, $1::int) = $2 AND expires_at > $3 ORDER BY job",
+        )
+        .bind(length)
+        .bind(prefix)
+        .bind(unix_millis(now))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| lease_from_row(&column::<String>(row, "job")?, row))
+            .collect()
+    }
 }
