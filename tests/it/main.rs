@@ -15,6 +15,7 @@ mod kms_conformance;
 mod kms_migration;
 mod leases;
 mod limits;
+mod metrics;
 mod ocsp_pki;
 mod pkcs11;
 mod pkcs11_admin;

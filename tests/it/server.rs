@@ -38,7 +38,7 @@ pub(crate) fn s(path: &Path) -> &str {
 
 /// The CA token's user PIN, joined from two holders' shares (the service keeps it in a
 /// secret file; officers provide it once).
-fn ca_pin(pki: &carimbo_tests::CeremonyPki) -> String {
+pub(crate) fn ca_pin(pki: &carimbo_tests::CeremonyPki) -> String {
     let check: PinCheckFile =
         toml::from_str(&std::fs::read_to_string(pki.path("ca-pins.toml")).unwrap()).unwrap();
     let shares: Vec<ShareFile> = [
@@ -175,6 +175,8 @@ sans = ["dns:*.narrow.example.com"]
 max-ttl = "24h"
 [revocation]
 crl-directory = "crl-out"
+[metrics]
+store-refresh = "0s"
 [[admins]]
 name = "alice"
 role = "admin"

@@ -139,6 +139,20 @@ impl AwsKmsProvider {
             .map_or_else(|| "unknown".to_owned(), |s| s.as_str().to_owned()))
     }
 
+    /// Checks that AWS KMS answers with these credentials: one `ListKeys` of at most
+    /// one key (no key is used). A refusal of `ListKeys` itself (the service's role
+    /// need not hold `kms:ListKeys`) still proves the endpoint reachable and the
+    /// credentials accepted, so it counts as success. For readiness checks.
+    pub async fn check_reachable(&self) -> Result<(), AwsKmsError> {
+        match self.client.list_keys().limit(1).send().await {
+            Ok(_) => Ok(()),
+            Err(error) => match AwsKmsError::from_sdk("ListKeys", "-", error) {
+                AwsKmsError::AccessDenied { .. } => Ok(()),
+                other => Err(other),
+            },
+        }
+    }
+
     /// Resolves a reference to a key ARN of this provider's region.
     fn locate(&self, reference: &KeyReference) -> Result<KeyArn, AwsKmsError> {
         let refuse = |reason: String| AwsKmsError::BadReference {

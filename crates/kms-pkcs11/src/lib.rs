@@ -42,7 +42,7 @@ pub use ceremony::BackupPolicy;
 pub use config::{Pin, PinSource, Pkcs11Config};
 pub use error::Pkcs11Error;
 pub use objects::KeyProtection;
-pub use provider::Pkcs11Provider;
+pub use provider::{Pkcs11Provider, SessionPoolStatus};
 
 /// Provider id of the PKCS#11 provider in key references.
 pub const PROVIDER_ID: &str = "pkcs11";

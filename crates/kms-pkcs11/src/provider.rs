@@ -24,6 +24,17 @@ const OBJECT_ID_LEN: usize = 16;
 /// Message signed to test a freshly generated key.
 pub(crate) const SELF_TEST_MESSAGE: &[u8] = b"carimbo-kms-pkcs11 key generation self-test";
 
+/// The session pool of a [`Pkcs11Provider`] ([`Pkcs11Provider::session_pool`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionPoolStatus {
+    /// Most sessions the pool holds (`sessions` in the config).
+    pub size: usize,
+    /// Sessions held by running operations.
+    pub in_use: usize,
+    /// Open sessions waiting for an operation.
+    pub idle: usize,
+}
+
 /// Keys in a PKCS#11 token (an HSM, or SoftHSM2 in development and tests).
 ///
 /// Private and secret keys are generated inside the token as sensitive and
@@ -100,6 +111,56 @@ impl Pkcs11Provider {
             .iter()
             .map(ToString::to_string)
             .collect()
+    }
+
+    /// The state of the session pool: its size and how many operations hold a
+    /// session now. Cheap (no PKCS#11 call), for metrics.
+    pub fn session_pool(&self) -> SessionPoolStatus {
+        self.token.pool_status()
+    }
+
+    /// Checks that the token is still present and answers, within the configured
+    /// timeout: a pooled session's `C_GetSessionInfo` (still logged in), then
+    /// `C_GetTokenInfo` on the token's slot (same label and serial, initialised) and a
+    /// `C_FindObjects` over its private keys (which makes the module read its object
+    /// store). Signs nothing. For readiness checks.
+    pub async fn check(&self) -> Result<(), Pkcs11Error> {
+        let token = Arc::clone(&self.token);
+        self.token
+            .run("check", self.token.timeout(), move |session| {
+                let info = session
+                    .get_session_info()
+                    .map_err(Pkcs11Error::call("C_GetSessionInfo"))?;
+                if !matches!(
+                    info.session_state(),
+                    cryptoki::session::SessionState::RwUser
+                        | cryptoki::session::SessionState::RoUser
+                ) {
+                    return Err(Pkcs11Error::Other(format!(
+                        "token '{}': the session is not logged in",
+                        token.label
+                    )));
+                }
+                let info = token
+                    .module
+                    .pkcs11
+                    .get_token_info(token.slot)
+                    .map_err(Pkcs11Error::call("C_GetTokenInfo"))?;
+                if !info.token_initialized()
+                    || info.label() != token.label
+                    || info.serial_number() != token.serial
+                {
+                    return Err(Pkcs11Error::Other(format!(
+                        "token '{}' (serial {}) is no longer in its slot",
+                        token.label, token.serial
+                    )));
+                }
+                session
+                    .find_objects(&[cryptoki::object::Attribute::Class(ObjectClass::PRIVATE_KEY)])
+                    .map_err(Pkcs11Error::call("C_FindObjects"))?;
+                Ok(())
+            })
+            .await
     }
 
     /// Reports how the private or secret key of `reference` is protected (sensitive,

@@ -142,6 +142,17 @@ impl Token {
         self.timeout.max(MIN_GENERATE_TIMEOUT)
     }
 
+    /// Size of the session pool, sessions in use and idle sessions.
+    pub(crate) fn pool_status(&self) -> crate::provider::SessionPoolStatus {
+        crate::provider::SessionPoolStatus {
+            size: self.pool_size,
+            in_use: self
+                .pool_size
+                .saturating_sub(self.permits.available_permits()),
+            idle: lock(&self.idle).len(),
+        }
+    }
+
     /// Runs `call` with a pooled session on the blocking thread pool, within `limit`.
     pub(crate) async fn run<T, F>(
         self: &Arc<Self>,

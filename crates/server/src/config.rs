@@ -84,6 +84,50 @@ pub struct ServerConfig {
     /// Per-identity rate limits (off when absent).
     #[serde(default)]
     pub limits: LimitsSection,
+    /// `GET /metrics` (defaults when absent: on, auditor or admin token required).
+    #[serde(default)]
+    pub metrics: MetricsSection,
+}
+
+/// Who may read `GET /metrics`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MetricsAccess {
+    /// An administrator token of role `auditor` or `admin` (`Authorization: Bearer`).
+    #[default]
+    Auditor,
+    /// Anyone who reaches the listener (protect it by network policy).
+    Open,
+}
+
+/// `GET /metrics` (Prometheus text, docs/metrics.md).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(default)]
+pub struct MetricsSection {
+    /// Serve `/metrics` at all (default true).
+    pub enabled: bool,
+    /// `auditor` (default): an `auditor` or `admin` token is required; `open`: none.
+    pub access: MetricsAccess,
+    /// Also serve `/metrics` on the plain-HTTP publication listener (default false):
+    /// for `serve --role ocsp`, which has no API listener. With `access = "auditor"`
+    /// the token then crosses the network in clear: keep that listener's metrics
+    /// port private, or use `open` behind a network policy.
+    pub publication: bool,
+    /// How long the gauges read from the database (certificates about to expire, the
+    /// stalest stored OCSP answer) are reused between scrapes (default 30s).
+    pub store_refresh: Span,
+}
+
+impl Default for MetricsSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            access: MetricsAccess::Auditor,
+            publication: false,
+            store_refresh: Span(time::Duration::seconds(30)),
+        }
+    }
 }
 
 /// The KMS API: keys for applications (envelope encryption, signing, HMAC), kept apart

@@ -172,6 +172,7 @@ impl CrlService {
         let heads = match state.store.crl_heads().await {
             Ok(heads) => heads,
             Err(error) => {
+                state.metrics.job_ran(crate::jobs::CRL_JOB, false);
                 return state
                     .issuers
                     .iter()
@@ -189,6 +190,10 @@ impl CrlService {
                 }
                 let result = self.publish(state, issuer, shard, fence).await;
                 let fenced = matches!(result, Err(CrlError::Fenced(_)));
+                // A fenced write is not a failure: another replica publishes now.
+                if !fenced {
+                    state.metrics.job_ran(crate::jobs::CRL_JOB, result.is_ok());
+                }
                 results.push((scope, result));
                 if fenced {
                     return results;

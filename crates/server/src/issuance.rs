@@ -78,6 +78,15 @@ fn rfc3339(time: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// The metrics label of a profile.
+fn profile_label(profile: LeafKind) -> &'static str {
+    match profile {
+        LeafKind::Server => "server",
+        LeafKind::Client => "client",
+        LeafKind::Workload => "workload",
+    }
+}
+
 /// A fresh random id (hex).
 pub fn random_id(bytes: usize) -> Result<String, ApiError> {
     let mut buffer = vec![0u8; bytes];
@@ -194,6 +203,20 @@ pub async fn issue(
     new_lineage: bool,
 ) -> Result<IssuedCertificate, ApiError> {
     let result = issue_inner(state, caller, &request, new_lineage).await;
+    match &result {
+        Ok(issued) => state.metrics.issued(
+            &issued.profile,
+            &caller.provisioner,
+            &issued.issuer,
+            !new_lineage,
+        ),
+        Err(error) => state.metrics.refused(
+            Some(profile_label(request.profile)),
+            Some(&caller.provisioner),
+            error.code_and_status().0,
+            !new_lineage,
+        ),
+    }
     match &result {
         Ok(issued) => tracing::info!(
             request_id = %caller.request_id,

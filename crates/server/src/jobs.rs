@@ -21,6 +21,14 @@ pub const CRL_JOB: &str = "crl";
 pub const OCSP_REFRESH_JOB: &str = "ocsp-refresh";
 /// Scheduled rotation of KMS keys.
 pub const KMS_ROTATION_JOB: &str = "kms-rotation";
+/// The lease keeper (takes and renews the leases of the jobs above); a metrics name
+/// only, it holds no lease itself.
+pub const LEASE_KEEPER_JOB: &str = "lease-keeper";
+/// The revocation-log poll that drops cached OCSP answers (every replica); a metrics
+/// name only.
+pub const REVOCATION_LOG_JOB: &str = "revocation-log";
+/// OCSP responder rotation (every replica, for its own responders); a metrics name only.
+pub const OCSP_RESPONDERS_JOB: &str = "ocsp-responders";
 
 #[derive(Debug)]
 struct Held {

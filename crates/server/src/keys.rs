@@ -78,6 +78,7 @@ pub struct KeyOpener {
     file_directory: Option<PathBuf>,
     pkcs11: OnceCell<Pkcs11Provider>,
     file: OnceCell<FileProvider>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl KeyOpener {
@@ -88,7 +89,66 @@ impl KeyOpener {
             file_directory,
             pkcs11: OnceCell::new(),
             file: OnceCell::new(),
+            metrics: None,
         }
+    }
+
+    /// Times every signature of the keys it opens into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn metered(
+        &self,
+        key: Arc<dyn SigningKey>,
+        provider: &str,
+        role: &'static str,
+    ) -> Arc<dyn SigningKey> {
+        match &self.metrics {
+            Some(metrics) => {
+                crate::metrics::MeteredKey::wrap(key, provider, role, Arc::clone(metrics))
+            }
+            None => key,
+        }
+    }
+
+    /// The CA token's session pool, once the PKCS#11 provider is open.
+    pub fn session_pool(&self) -> Option<carimbo_kms_pkcs11::SessionPoolStatus> {
+        self.pkcs11.get().map(Pkcs11Provider::session_pool)
+    }
+
+    /// Checks the providers opened so far, each within `limit`: the PKCS#11 token is
+    /// still there and answers (nothing is signed), the file provider's key directory
+    /// is readable.
+    /// Returns (provider, token label if any, outcome).
+    pub async fn check(
+        &self,
+        limit: std::time::Duration,
+    ) -> Vec<(&'static str, Option<String>, Result<(), String>)> {
+        let mut checks = Vec::new();
+        if let Some(provider) = self.pkcs11.get() {
+            // The check waits for a pooled session like any operation: a token so busy
+            // (or hung) that none frees up within the limit is reported down.
+            let result = match tokio::time::timeout(limit, provider.check()).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(_) => Err(format!(
+                    "token '{}' did not answer within {} seconds",
+                    provider.token_label(),
+                    limit.as_secs()
+                )),
+            };
+            checks.push(("pkcs11", Some(provider.token_label().to_owned()), result));
+        }
+        if self.file.get().is_some()
+            && let Some(dir) = &self.file_directory
+        {
+            let result = std::fs::read_dir(dir.join("keys"))
+                .map(|_| ())
+                .map_err(|e| format!("{}: {e}", dir.join("keys").display()));
+            checks.push(("file", None, result));
+        }
+        checks
     }
 
     /// An opener for the key sources of a service config (`[keys]`).
@@ -150,6 +210,19 @@ impl KeyOpener {
         name: &KeyName,
         algorithm: SignatureAlgorithm,
     ) -> Result<(KeyReference, Arc<dyn SigningKey>), ServerError> {
+        self.generate_signing_key_as(provider, name, algorithm, "other")
+            .await
+    }
+
+    /// [`KeyOpener::generate_signing_key`], its signatures timed as `key` in the
+    /// metrics (`ocsp-responder`, …).
+    pub async fn generate_signing_key_as(
+        &self,
+        provider: &str,
+        name: &KeyName,
+        algorithm: SignatureAlgorithm,
+        key: &'static str,
+    ) -> Result<(KeyReference, Arc<dyn SigningKey>), ServerError> {
         let provider = self.provider(provider).await?;
         let generated = provider
             .generate(&GenerateRequest {
@@ -160,11 +233,12 @@ impl KeyOpener {
             })
             .await
             .map_err(|e| ServerError::Keys(format!("generating {name}: {e}")))?;
-        let key = provider
+        let signing = provider
             .signing_key(&generated.reference, algorithm)
             .await
             .map_err(|e| ServerError::Keys(format!("opening {name}: {e}")))?;
-        Ok((generated.reference, key))
+        let signing = self.metered(signing, &generated.reference.provider, key);
+        Ok((generated.reference, signing))
     }
 
     /// Opens the signing key at `reference` (`provider:id`).
@@ -173,12 +247,25 @@ impl KeyOpener {
         reference: &str,
         algorithm: SignatureAlgorithm,
     ) -> Result<Arc<dyn SigningKey>, ServerError> {
+        self.open_reference_as(reference, algorithm, "other").await
+    }
+
+    /// [`KeyOpener::open_reference`], its signatures timed as `key` in the metrics
+    /// (`ocsp-responder`, …).
+    pub async fn open_reference_as(
+        &self,
+        reference: &str,
+        algorithm: SignatureAlgorithm,
+        key: &'static str,
+    ) -> Result<Arc<dyn SigningKey>, ServerError> {
         let reference = parse_reference(reference)?;
-        self.provider(&reference.provider)
+        let signing = self
+            .provider(&reference.provider)
             .await?
             .signing_key(&reference, algorithm)
             .await
-            .map_err(|e| ServerError::Keys(format!("key {reference}: {e}")))
+            .map_err(|e| ServerError::Keys(format!("key {reference}: {e}")))?;
+        Ok(self.metered(signing, &reference.provider, key))
     }
 
     /// Destroys the key at `reference` (`provider:id`).
@@ -215,7 +302,7 @@ impl KeyOpener {
                 reference_file.key_label, reference_file.token_label
             )));
         }
-        Ok(key)
+        Ok(self.metered(key, &reference_file.provider, "issuer"))
     }
 }
 

@@ -71,6 +71,10 @@ pub struct KmsService {
     clients: Vec<(String, [u8; 32])>,
     /// Where new keys and versions are generated.
     provider: String,
+    /// The KMS token, when the KMS uses PKCS#11 (shares the keyring's session pool).
+    pkcs11: Option<Pkcs11Provider>,
+    /// The AWS KMS client, when configured (for readiness checks).
+    aws: Option<carimbo_kms_aws::AwsKmsProvider>,
     max_batch: usize,
     /// Scheduled rotations: key patterns and the largest age of a primary version.
     rotations: Vec<(Vec<String>, time::Duration)>,
@@ -122,6 +126,8 @@ impl KmsService {
                 .map_err(|e| ServerError::Keys(format!("kms.file-directory: {e}")))?;
             keyring = keyring.with_provider(Arc::new(provider) as Arc<dyn KeyProvider>);
         }
+        let mut pkcs11 = None;
+        let mut aws = None;
         if let Some(path) = &section.pkcs11_config {
             let config = Pkcs11Config::from_file(&loaded.resolve(path))
                 .map_err(|e| ServerError::Keys(format!("kms.pkcs11-config: {e}")))?;
@@ -140,6 +146,7 @@ impl KmsService {
             let provider = Pkcs11Provider::open(&config)
                 .await
                 .map_err(|e| ServerError::Keys(format!("kms.pkcs11-config: {e}")))?;
+            pkcs11 = Some(provider.clone());
             keyring = keyring.with_provider(Arc::new(provider) as Arc<dyn KeyProvider>);
         }
         if let Some(path) = &section.aws_config {
@@ -148,6 +155,7 @@ impl KmsService {
             let provider = carimbo_kms_aws::AwsKmsProvider::open(&config)
                 .await
                 .map_err(|e| ServerError::Keys(format!("kms.aws-config: {e}")))?;
+            aws = Some(provider.clone());
             keyring = keyring.with_provider(Arc::new(provider) as Arc<dyn KeyProvider>);
         }
         Ok(Self {
@@ -155,6 +163,8 @@ impl KmsService {
             rules,
             clients,
             provider: section.provider.clone(),
+            pkcs11,
+            aws,
             max_batch: section.max_batch,
             rotations: section
                 .rotation
@@ -163,6 +173,37 @@ impl KmsService {
                 .collect(),
             rate_limits: section.rate_limits.clone(),
         })
+    }
+
+    /// The KMS token's session pool, when the KMS uses PKCS#11.
+    pub fn session_pool(&self) -> Option<carimbo_kms_pkcs11::SessionPoolStatus> {
+        self.pkcs11.as_ref().map(Pkcs11Provider::session_pool)
+    }
+
+    /// Checks the KMS providers within `limit` each: the PKCS#11 token (still there
+    /// and answering) and AWS KMS (reachable with these credentials). Returns
+    /// (provider, token label or region, outcome) for each configured one.
+    pub async fn check(
+        &self,
+        limit: std::time::Duration,
+    ) -> Vec<(&'static str, String, Result<(), String>)> {
+        let timed_out = || Err(format!("no answer within {} seconds", limit.as_secs()));
+        let mut checks = Vec::new();
+        if let Some(provider) = &self.pkcs11 {
+            let result = match tokio::time::timeout(limit, provider.check()).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(_) => timed_out(),
+            };
+            checks.push(("pkcs11", provider.token_label().to_owned(), result));
+        }
+        if let Some(provider) = &self.aws {
+            let result = match tokio::time::timeout(limit, provider.check_reachable()).await {
+                Ok(result) => result.map_err(|e| e.to_string()),
+                Err(_) => timed_out(),
+            };
+            checks.push(("aws", provider.region().to_owned(), result));
+        }
+        checks
     }
 
     /// Rewraps per second that `provider` takes from all migration jobs together, if
@@ -707,7 +748,21 @@ async fn run_item(
                 actor: identity.to_owned(),
                 request_id: request_id.to_owned(),
             };
-            execute(state, kms, record, &caller, operation, item).await
+            let started = std::time::Instant::now();
+            let result = execute(state, kms, record, &caller, operation, item).await;
+            if operation == KmsOperation::Sign {
+                let provider = record
+                    .version(record.primary_version)
+                    .map(|v| v.reference.provider.clone())
+                    .unwrap_or_else(|_| kms.provider.clone());
+                state.metrics.signed(
+                    &provider,
+                    "kms",
+                    started.elapsed().as_secs_f64(),
+                    result.is_ok(),
+                );
+            }
+            result
         }
     };
     let decided_by = decision.map_or_else(|| "ca-key".to_owned(), |d| d.decided_by());
@@ -755,6 +810,13 @@ async fn audit(
         Ok(()) => json!("ok"),
         Err(error) => json!(error.code_and_status().0),
     };
+    let denied = matches!(
+        result,
+        Err(ApiError::Kms(KmsError::Denied { .. } | KmsError::CaKey(_)))
+    );
+    state
+        .metrics
+        .kms_operation(operation.as_str(), outcome.as_str().unwrap_or("ok"), denied);
     state
         .audit(json!({
             "type": "kms.operation",

@@ -16,6 +16,7 @@ pub mod certificate_search;
 pub mod config;
 pub mod crl;
 mod error;
+pub mod health;
 pub mod issuance;
 pub mod jobs;
 pub mod jwt;
@@ -24,6 +25,7 @@ pub mod kms_api;
 pub mod kms_migrate;
 pub mod kms_policy;
 pub mod limits;
+pub mod metrics;
 pub mod ocsp;
 pub mod policy;
 pub mod renewal;
@@ -122,11 +124,14 @@ fn spawn_jobs(state: &Arc<AppState>, stopped: &tokio::sync::watch::Receiver<bool
         let mut stop = stopped.clone();
         tokio::spawn(async move {
             loop {
+                let mut ok = true;
                 for job in jobs_of(state.role) {
                     if let Err(error) = state.leases.refresh(state.store.as_ref(), job).await {
                         tracing::warn!(job, error = %error, "renewing the job lease failed");
+                        ok = false;
                     }
                 }
+                state.metrics.job_ran(jobs::LEASE_KEEPER_JOB, ok);
                 tokio::select! {
                     _ = stop.wait_for(|stopped| *stopped) => return,
                     () = tokio::time::sleep(state.leases.renew_interval()) => {}
@@ -142,7 +147,11 @@ fn spawn_jobs(state: &Arc<AppState>, stopped: &tokio::sync::watch::Receiver<bool
                 if state.leases.fence(jobs::KMS_ROTATION_JOB).is_some()
                     && let Some(kms) = &state.kms
                 {
-                    match kms.rotate_due(&state).await {
+                    let result = kms.rotate_due(&state).await;
+                    state
+                        .metrics
+                        .job_ran(jobs::KMS_ROTATION_JOB, result.is_ok());
+                    match result {
                         Ok(rotated) if !rotated.is_empty() => {
                             tracing::info!(?rotated, "scheduled KMS rotations");
                         }
@@ -184,7 +193,11 @@ fn spawn_jobs(state: &Arc<AppState>, stopped: &tokio::sync::watch::Receiver<bool
         let mut stop = stopped.clone();
         tokio::spawn(async move {
             loop {
-                if let Err(error) = state.ocsp.apply_revocation_log(&state).await {
+                let applied = state.ocsp.apply_revocation_log(&state).await;
+                state
+                    .metrics
+                    .job_ran(jobs::REVOCATION_LOG_JOB, applied.is_ok());
+                if let Err(error) = applied {
                     tracing::warn!(error = %error, "reading the revocation log failed");
                 }
                 if state.role == Role::Ocsp
@@ -211,7 +224,11 @@ fn spawn_jobs(state: &Arc<AppState>, stopped: &tokio::sync::watch::Receiver<bool
                 }
                 if last_rotation.elapsed() >= std::time::Duration::from_secs(600) {
                     last_rotation = tokio::time::Instant::now();
-                    if let Err(error) = state.ocsp.ensure_responders(&state).await {
+                    let result = state.ocsp.ensure_responders(&state).await;
+                    state
+                        .metrics
+                        .job_ran(jobs::OCSP_RESPONDERS_JOB, result.is_ok());
+                    if let Err(error) = result {
                         tracing::error!(error = %error, "OCSP responder rotation failed");
                     }
                 }
@@ -219,13 +236,21 @@ fn spawn_jobs(state: &Arc<AppState>, stopped: &tokio::sync::watch::Receiver<bool
                     continue;
                 };
                 match state.ocsp.refresh_due(&state, &fence).await {
-                    Ok(0) => {}
-                    Ok(signed) => tracing::debug!(signed, "OCSP answers refreshed"),
+                    Ok(signed) => {
+                        state.metrics.job_ran(jobs::OCSP_REFRESH_JOB, true);
+                        if signed > 0 {
+                            tracing::debug!(signed, "OCSP answers refreshed");
+                        }
+                    }
+                    // Not a failure of the work: another replica runs the job now.
                     Err(carimbo_store::StoreError::Fenced(why)) => {
                         tracing::warn!(why = %why, "OCSP refresh stopped: fenced");
                         state.leases.lost(jobs::OCSP_REFRESH_JOB);
                     }
-                    Err(error) => tracing::warn!(error = %error, "OCSP refresh failed"),
+                    Err(error) => {
+                        state.metrics.job_ran(jobs::OCSP_REFRESH_JOB, false);
+                        tracing::warn!(error = %error, "OCSP refresh failed");
+                    }
                 }
             }
         });

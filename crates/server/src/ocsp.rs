@@ -64,16 +64,24 @@ pub struct CachedAnswer {
     pub next_update: OffsetDateTime,
     /// `"…"`: a strong validator derived from the bytes.
     pub etag: String,
+    /// The certificate status it states: `good`, `revoked` or `unknown`.
+    pub status: &'static str,
 }
 
 impl CachedAnswer {
-    fn new(der: Vec<u8>, this_update: OffsetDateTime, next_update: OffsetDateTime) -> Self {
+    fn new(
+        der: Vec<u8>,
+        this_update: OffsetDateTime,
+        next_update: OffsetDateTime,
+        status: &'static str,
+    ) -> Self {
         let etag = format!("\"{}\"", hex::encode(&sha256(&der)[..16]));
         Self {
             der: Bytes::from(der),
             this_update,
             next_update,
             etag,
+            status,
         }
     }
 
@@ -88,18 +96,50 @@ impl CachedAnswer {
 pub enum OcspReply {
     /// A successful answer (cached or fresh).
     Answer(Arc<CachedAnswer>),
-    /// An answer signed for this request only (it echoes a nonce): never cached.
-    Fresh(Bytes),
+    /// An answer signed for this request only (it echoes a nonce): never cached; with
+    /// the certificate status it states.
+    Fresh(Bytes, &'static str),
     /// An OCSP error status (`malformedRequest`, `unauthorized`, `tryLater`, ...).
     Error(OcspResponseStatus),
 }
 
+/// The metrics label of an answer stating `status`.
+fn status_label(status: &CertStatus) -> &'static str {
+    match status {
+        CertStatus::Good => "good",
+        CertStatus::Revoked { .. } => "revoked",
+        CertStatus::Unknown => "unknown",
+    }
+}
+
+/// The metrics label of an OCSP error status.
+pub fn error_label(status: OcspResponseStatus) -> &'static str {
+    match status {
+        OcspResponseStatus::Successful => "successful",
+        OcspResponseStatus::MalformedRequest => "malformed",
+        OcspResponseStatus::InternalError => "internal_error",
+        OcspResponseStatus::TryLater => "try_later",
+        OcspResponseStatus::SigRequired => "sig_required",
+        OcspResponseStatus::Unauthorized => "unauthorized",
+    }
+}
+
 impl OcspReply {
+    /// The metrics label of this reply: the certificate status it states, or the
+    /// OCSP error status.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Answer(answer) => answer.status,
+            Self::Fresh(_, status) => status,
+            Self::Error(status) => error_label(*status),
+        }
+    }
+
     /// The DER body.
     pub fn body(&self) -> Bytes {
         match self {
             Self::Answer(answer) => answer.der.clone(),
-            Self::Fresh(der) => der.clone(),
+            Self::Fresh(der, _) => der.clone(),
             Self::Error(status) => Bytes::from(ocsp_error_response(*status)),
         }
     }
@@ -293,6 +333,29 @@ impl OcspService {
         (cache.len(), fresh)
     }
 
+    /// Number of answers in memory.
+    pub fn cache_len(&self) -> usize {
+        match self.cache.read() {
+            Ok(cache) => cache.len(),
+            Err(poisoned) => poisoned.into_inner().len(),
+        }
+    }
+
+    /// Each issuer's name and the end of validity of its current responder certificate.
+    pub fn responder_expiry(&self) -> Vec<(String, Option<OffsetDateTime>)> {
+        self.issuers
+            .iter()
+            .map(|i| {
+                let not_after = i
+                    .responder
+                    .read()
+                    .ok()
+                    .and_then(|r| r.as_ref().map(|r| r.not_after));
+                (i.issuer.name.clone(), not_after)
+            })
+            .collect()
+    }
+
     /// Whether every issuer has a responder the signer would still use at `now`.
     pub fn responders_ready(&self, now: OffsetDateTime) -> bool {
         self.issuers.iter().all(|i| {
@@ -357,8 +420,19 @@ impl OcspService {
             .and_then(|r| r.clone())
     }
 
-    /// Answers a DER request.
+    /// Answers a DER request (and counts it in the metrics).
     pub async fn answer(&self, state: &AppState, request_der: &[u8]) -> OcspReply {
+        let reply = self.answer_unmetered(state, request_der).await;
+        state.metrics.ocsp_answered(reply.label());
+        if let OcspReply::Answer(answer) = &reply {
+            state
+                .metrics
+                .ocsp_served(answer.this_update, OffsetDateTime::now_utc());
+        }
+        reply
+    }
+
+    async fn answer_unmetered(&self, state: &AppState, request_der: &[u8]) -> OcspReply {
         let request = match parse_ocsp_request(request_der) {
             Ok(request) => request,
             Err(error) => {
@@ -393,8 +467,10 @@ impl OcspService {
             serial: cert_id.serial.clone().into_boxed_slice(),
         };
         if let Some(answer) = self.cached(&key, now) {
+            state.metrics.ocsp_cache(true);
             return OcspReply::Answer(answer);
         }
+        state.metrics.ocsp_cache(false);
         let epoch = self.epoch.load(Ordering::SeqCst);
         let serial_hex = der_hex(&cert_id.serial);
         let stored = state
@@ -404,10 +480,15 @@ impl OcspService {
         self.note_database(&stored);
         match stored {
             Ok(Some(stored)) if stored.issuer == issuer.issuer.name && now < stored.next_update => {
+                let status = match stored.cert_status {
+                    OcspCertStatus::Good => "good",
+                    OcspCertStatus::Revoked => "revoked",
+                };
                 let answer = Arc::new(CachedAnswer::new(
                     stored.der,
                     stored.this_update,
                     stored.next_update,
+                    status,
                 ));
                 self.cache_insert(key, Arc::clone(&answer), epoch);
                 return OcspReply::Answer(answer);
@@ -452,9 +533,14 @@ impl OcspService {
         };
         let (der, this_update, next_update, responder) = signed;
         if nonce.is_some() {
-            return OcspReply::Fresh(Bytes::from(der));
+            return OcspReply::Fresh(Bytes::from(der), status_label(&status));
         }
-        let answer = Arc::new(CachedAnswer::new(der.clone(), this_update, next_update));
+        let answer = Arc::new(CachedAnswer::new(
+            der.clone(),
+            this_update,
+            next_update,
+            status_label(&status),
+        ));
         let cert_status = match status {
             CertStatus::Good => OcspCertStatus::Good,
             CertStatus::Revoked { .. } => OcspCertStatus::Revoked,
@@ -612,7 +698,12 @@ impl OcspService {
                 };
                 self.cache_insert(
                     key,
-                    Arc::new(CachedAnswer::new(der, this_update, next_update)),
+                    Arc::new(CachedAnswer::new(
+                        der,
+                        this_update,
+                        next_update,
+                        status_label(&status),
+                    )),
                     epoch,
                 );
             }
@@ -672,7 +763,7 @@ impl OcspService {
                 };
                 match state
                     .keys
-                    .open_reference(&record.key_reference, algorithm)
+                    .open_reference_as(&record.key_reference, algorithm, "ocsp-responder")
                     .await
                 {
                     Ok(key) => {
@@ -741,7 +832,12 @@ impl OcspService {
         .map_err(|e| ServerError::Keys(e.to_string()))?;
         let (reference, key) = state
             .keys
-            .generate_signing_key(&issuer.key_provider, &name, RESPONDER_ALGORITHM)
+            .generate_signing_key_as(
+                &issuer.key_provider,
+                &name,
+                RESPONDER_ALGORITHM,
+                "ocsp-responder",
+            )
             .await?;
         let not_before = now - THIS_UPDATE_BACKDATE;
         let not_after = (now + self.responder_validity).min(issuer.info.not_after());

@@ -88,6 +88,9 @@ pub async fn renew(
         Ok(ready) => ready,
         Err(error) => {
             state
+                .metrics
+                .refused(None, None, error.code_and_status().0, true);
+            state
                 .audit(json!({
                     "type": "certificate.renewal_refused",
                     "request_id": request_id,

@@ -42,6 +42,7 @@ pub fn api_router(state: SharedState) -> Router {
         .route("/ocsp/{*request}", get(ocsp_get))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .merge(crate::kms_api::router())
         .fallback(not_found)
         // Larger bodies are rejected by the extractor; handlers turn that rejection into
@@ -56,7 +57,12 @@ pub fn api_router(state: SharedState) -> Router {
 
 /// The plain-HTTP publication listener: issuer certificates (caIssuers), CRLs, OCSP.
 pub fn publication_router(state: SharedState) -> Router {
-    Router::new()
+    let router = if state.metrics_settings.enabled && state.metrics_settings.publication {
+        Router::new().route("/metrics", get(metrics))
+    } else {
+        Router::new()
+    };
+    router
         .route("/ca/{file}", get(issuer_certificate))
         .route("/crl/{file}", get(crl))
         .route("/crl/{issuer}/{file}", get(crl_shard))
@@ -91,46 +97,59 @@ async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// Readiness. The issuing role needs its database; an OCSP-role process stays ready
-/// while it can answer (valid responders and cached answers) and says it is degraded.
+/// Readiness: every dependency with its state (see `health`). The issuing role needs
+/// its database and its CA keys; an OCSP-role process stays ready while it can answer
+/// (valid responders and cached answers) and says it is degraded.
 async fn readyz(State(state): State<SharedState>) -> Response {
-    let now = time::OffsetDateTime::now_utc();
-    let database = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        state.store.count_by_status(),
-    )
-    .await
-    .map_err(|_| "the database did not answer within 2 seconds".to_owned())
-    .and_then(|r| r.map_err(|e| e.to_string()));
-    let (cached, fresh) = state.ocsp.cache_stats(now);
-    let responders = state.ocsp.responders_ready(now);
-    let ocsp = json!({ "responders": if responders { "ok" } else { "missing or expired" }, "cached_answers": cached, "valid_cached_answers": fresh });
-    match (database, state.role) {
-        (Ok(_), _) if responders => {
-            Json(json!({ "status": "ready", "database": "ok", "ocsp": ocsp })).into_response()
-        }
-        (Ok(_), _) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not ready", "database": "ok", "ocsp": ocsp, "reason": "no valid OCSP responder certificate" })),
+    let readiness = crate::health::check(&state, time::OffsetDateTime::now_utc()).await;
+    let status = if readiness.ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(readiness.body)).into_response()
+}
+
+/// `GET /metrics`: Prometheus metrics (OpenMetrics or classic text), for an `auditor` or `admin`
+/// token unless `[metrics] access = "open"`; 404 when `[metrics] enabled = false`.
+async fn metrics(State(state): State<SharedState>, headers: HeaderMap) -> Response {
+    let settings = &state.metrics_settings;
+    if !settings.enabled {
+        return ApiError::NotFound("no such resource".into()).into_response();
+    }
+    if settings.access == crate::config::MetricsAccess::Auditor
+        && let Err(error) = admin_in(&state, &headers, &["auditor", "admin"])
+    {
+        return error.into_response();
+    }
+    let refresh = std::time::Duration::from_millis(
+        u64::try_from(settings.store_refresh.0.whole_milliseconds()).unwrap_or(0),
+    );
+    let text = state.metrics.render(&state, refresh).await;
+    // OpenMetrics for scrapers that ask for it (Prometheus does), else the classic
+    // Prometheus text format.
+    let openmetrics = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/openmetrics-text"));
+    if openmetrics {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
         )
-            .into_response(),
-        (Err(error), crate::Role::Ocsp) if responders && fresh > 0 => Json(json!({
-            "status": "degraded",
-            "database": error,
-            "ocsp": ocsp,
-            "reason": "the database is unreachable: serving cached OCSP answers until they expire",
-        }))
-        .into_response(),
-        (Err(error), _) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "status": "degraded",
-                "database": error,
-                "ocsp": ocsp,
-                "reason": "the database is unreachable: no issuance or revocation; OCSP serves cached answers only",
-            })),
+            .into_response()
+    } else {
+        (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            crate::metrics::to_prometheus_text(&text),
         )
-            .into_response(),
+            .into_response()
     }
 }
 
@@ -190,6 +209,16 @@ fn ttl_of(value: &Option<Value>) -> Result<Option<time::Duration>, ApiError> {
     }
 }
 
+/// The profile of a request, as a metrics label: a known profile, else `none`.
+fn profile_hint(text: &Option<String>) -> Option<&'static str> {
+    match text.as_deref().map(str::parse::<LeafKind>) {
+        Some(Ok(LeafKind::Server)) => Some("server"),
+        Some(Ok(LeafKind::Client)) => Some("client"),
+        Some(Ok(LeafKind::Workload)) => Some("workload"),
+        _ => None,
+    }
+}
+
 fn profile_of(text: &str) -> Result<LeafKind, ApiError> {
     text.parse()
         .map_err(|_| ApiError::UnknownProfile(text.to_owned()))
@@ -222,9 +251,12 @@ async fn issue_certificate(
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
     let request_id = random_id(8).unwrap_or_default();
+    let mut body_profile = None;
+    let mut reached_issuance = false;
     let result = async {
         let credential = bearer(&headers)?;
         let body: IssueBody = json_body(&headers, body, state.max_body_bytes)?;
+        body_profile = Some(body.profile.clone());
         let request = CertificateRequest {
             csr: body.csr.clone().into_bytes(),
             profile: profile_of(&body.profile)?,
@@ -240,12 +272,22 @@ async fn issue_certificate(
                 "the credential is neither a bootstrap token nor a JWT".into(),
             ));
         };
+        reached_issuance = true;
         issuance::issue(&state, &caller, request, true).await
     }
     .await;
     let response = match result {
         Ok(issued) => (StatusCode::CREATED, Json(issued)).into_response(),
         Err(error) => {
+            // The issuance flow counts its own refusals.
+            if !reached_issuance {
+                state.metrics.refused(
+                    profile_hint(&body_profile),
+                    None,
+                    error.code_and_status().0,
+                    false,
+                );
+            }
             // Refusals before the issuance flow (authentication, body) are audited here.
             if matches!(
                 error,
@@ -312,6 +354,9 @@ async fn renew_certificate(
     let result = match result {
         Ok(inner) => inner,
         Err(error) => {
+            state
+                .metrics
+                .refused(None, None, error.code_and_status().0, true);
             // Refused before the renewal flow (which audits its own refusals).
             let _ = state
                 .audit(json!({
@@ -837,7 +882,10 @@ async fn ocsp_post(
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             return ApiError::PayloadTooLarge(carimbo_pki::MAX_OCSP_REQUEST_BYTES).into_response();
         }
-        Err(_) => return ocsp_error(carimbo_pki::OcspResponseStatus::MalformedRequest),
+        Err(_) => {
+            state.metrics.ocsp_answered("malformed");
+            return ocsp_error(carimbo_pki::OcspResponseStatus::MalformedRequest);
+        }
     };
     let reply = state.ocsp.answer(&state, &body).await;
     ocsp_response(&state, reply, &headers)
@@ -853,12 +901,14 @@ async fn ocsp_get(
     // RFC 6960 appendix A.1: base64 of the DER, URL-encoded (axum decoded the path).
     let text = request.trim();
     if text.len() > carimbo_pki::MAX_OCSP_REQUEST_BYTES * 2 {
+        state.metrics.ocsp_answered("malformed");
         return ocsp_error(carimbo_pki::OcspResponseStatus::MalformedRequest);
     }
     let der = [&STANDARD, &STANDARD_NO_PAD, &URL_SAFE, &URL_SAFE_NO_PAD]
         .iter()
         .find_map(|engine| engine.decode(text).ok());
     let Some(der) = der else {
+        state.metrics.ocsp_answered("malformed");
         return ocsp_error(carimbo_pki::OcspResponseStatus::MalformedRequest);
     };
     let reply = state.ocsp.answer(&state, &der).await;

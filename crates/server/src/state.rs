@@ -154,6 +154,10 @@ pub struct AppState {
     pub revocation: RevocationSection,
     /// What this process serves.
     pub role: Role,
+    /// The service's metrics (`GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Who may read `/metrics`, and where it is served.
+    pub metrics_settings: crate::config::MetricsSection,
 }
 
 /// SHA-256 of `bytes`.
@@ -224,7 +228,8 @@ impl AppState {
     /// certificate, reads admin tokens, opens nothing else.
     pub async fn build(loaded: &LoadedConfig, store: Arc<dyn Store>) -> Result<Self, ServerError> {
         let config = &loaded.config;
-        let opener = KeyOpener::from_config(loaded);
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let opener = KeyOpener::from_config(loaded).with_metrics(Arc::clone(&metrics));
         let mut issuers = Vec::new();
         for section in &config.issuers {
             let certificate = read_pem_certificate(&loaded.resolve(&section.certificate))?;
@@ -347,6 +352,8 @@ impl AppState {
             kms,
             revocation,
             role: Role::All,
+            metrics,
+            metrics_settings: config.metrics.clone(),
             issuers,
             profiles,
             provisioners,

@@ -100,6 +100,7 @@ macro_rules! conformance_tests {
             writes_under_a_stale_fence_are_refused_and_change_nothing,
             kms_grants_are_live_in_their_window_until_revoked,
             inventory_rows_move_once_under_their_fence,
+            operations_queries_count_expiring_and_find_the_stalest_answer,
             signed_heads_are_append_only_and_listed_by_sequence,
         );
         $crate::conformance::conformance_tests!(@multi $fixture;

@@ -125,5 +125,5 @@ pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{SqliteOptions, SqliteStore};
 pub use traits::{
     AuditStore, CertificateStore, JobLeaseStore, KmsGrantStore, KmsInventoryStore, LineageStore,
-    RevocationStore, Store, TokenStore,
+    OcspStaleness, OperationsStore, PoolStatus, RevocationStore, Store, TokenStore,
 };

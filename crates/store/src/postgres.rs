@@ -57,6 +57,7 @@ mod audit_heads;
 mod grants;
 mod inventory;
 mod leases;
+mod operations;
 mod revocation;
 
 #[cfg(any(test, feature = "test-support"))]

@@ -776,6 +776,7 @@ mod audit_heads;
 mod grants;
 mod inventory;
 mod leases;
+mod operations;
 mod revocation;
 
 #[cfg(test)]

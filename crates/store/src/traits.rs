@@ -463,6 +463,55 @@ pub trait KmsInventoryStore: Send + Sync + fmt::Debug {
     async fn running_kms_job(&self, key_name: &str) -> Result<Option<KmsJob>, StoreError>;
 }
 
+/// What operators watch: a cheap liveness query, bounded counts for metrics, and the
+/// connection pool's state. Every query here is read-only and uses existing indexes.
+#[async_trait]
+pub trait OperationsStore: Send + Sync + fmt::Debug {
+    /// A trivial round trip to the database (`SELECT 1`), for readiness checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Number of issued (not revoked) certificates whose `not_after` is in
+    /// `(from, until]`: those about to expire.
+    async fn count_expiring(
+        &self,
+        from: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+
+    /// The stored OCSP answer (of a certificate not yet expired at `now`) closest to or
+    /// furthest past its refresh point (half its validity): the stalest answer the
+    /// refresh job has to keep fresh. `None` when no answer is stored.
+    async fn stalest_ocsp_response(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Option<OcspStaleness>, StoreError>;
+
+    /// The state of the connection pool(s).
+    fn pool_status(&self) -> PoolStatus;
+}
+
+/// The validity window of one stored OCSP answer ([`OperationsStore::stalest_ocsp_response`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OcspStaleness {
+    /// Issuer name.
+    pub issuer: String,
+    /// Its thisUpdate.
+    pub this_update: OffsetDateTime,
+    /// Its nextUpdate.
+    pub next_update: OffsetDateTime,
+}
+
+/// Connections of the store's pool(s), summed over its pools.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Open connections (idle or in use).
+    pub open: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+    /// Most connections the pool(s) may open.
+    pub max: u32,
+}
+
 /// Everything the service needs, as one object (`Arc<dyn Store>`), including the KMS
 /// keyring's metadata ([`carimbo_kms::KeyringStore`]).
 pub trait Store:
@@ -474,6 +523,7 @@ pub trait Store:
     + JobLeaseStore
     + KmsGrantStore
     + KmsInventoryStore
+    + OperationsStore
     + carimbo_kms::KeyringStore
 {
 }
@@ -487,6 +537,7 @@ impl<
         + JobLeaseStore
         + KmsGrantStore
         + KmsInventoryStore
+        + OperationsStore
         + carimbo_kms::KeyringStore,
 > Store for T
 {

@@ -1185,3 +1185,93 @@ pub(crate) async fn revocations_land_in_the_crl_shard_of_their_certificate<F: Fi
     store.record_intent(&pending).await.unwrap();
     assert_eq!(store.pending_intents().await.unwrap(), vec![pending]);
 }
+
+pub(crate) async fn operations_queries_count_expiring_and_find_the_stalest_answer<F: Fixture>() {
+    use crate::{OcspStaleness, OperationsStore};
+    let Some(f) = with_lineage::<F>().await else {
+        return;
+    };
+    let store = f.store();
+    store.ping().await.unwrap();
+    let pool = store.pool_status();
+    assert!(
+        pool.max >= 1 && pool.open <= pool.max && pool.idle <= pool.open,
+        "{pool:?}"
+    );
+    assert_eq!(store.stalest_ocsp_response(NOW).await.unwrap(), None);
+    // 01 and 02 expire at NOW+24h, 03 at NOW+3d, 04 at NOW+10d; 02 is revoked; 05 is
+    // only an intent.
+    for (serial, lifetime) in [
+        ("01", Duration::hours(24)),
+        ("02", Duration::hours(24)),
+        ("03", Duration::days(3)),
+        ("04", Duration::days(10)),
+    ] {
+        issue(
+            store,
+            &IssuanceIntent {
+                not_after: NOW + lifetime,
+                ..intent(serial)
+            },
+        )
+        .await;
+    }
+    store.record_intent(&intent("05")).await.unwrap();
+    store.revoke("02", 0, NOW).await.unwrap();
+    let day = Duration::hours(24);
+    assert_eq!(store.count_expiring(NOW, NOW + day).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .count_expiring(NOW, NOW + Duration::days(7))
+            .await
+            .unwrap(),
+        2
+    );
+    // The window is (from, until]: a certificate expiring at `from` is not counted.
+    assert_eq!(
+        store
+            .count_expiring(NOW + day, NOW + Duration::days(7))
+            .await
+            .unwrap(),
+        1
+    );
+    // Answers: 01 signed at NOW, 03 at NOW+1h, 04 at NOW-1h. The stalest is the one
+    // closest to (or furthest past) its refresh point, among certificates still valid.
+    for (serial, this_update) in [
+        ("01", NOW),
+        ("03", NOW + Duration::hours(1)),
+        ("04", NOW - Duration::hours(1)),
+    ] {
+        assert!(
+            store
+                .store_ocsp_response(&answer(serial, OcspCertStatus::Good, this_update), None)
+                .await
+                .unwrap()
+        );
+    }
+    let stalest = |this_update: OffsetDateTime| OcspStaleness {
+        issuer: "int-server".into(),
+        this_update,
+        next_update: this_update + Duration::hours(4),
+    };
+    assert_eq!(
+        store.stalest_ocsp_response(NOW).await.unwrap(),
+        Some(stalest(NOW - Duration::hours(1)))
+    );
+    // Two days on, 01 has expired: the stalest answer of a live certificate is 04's.
+    assert_eq!(
+        store
+            .stalest_ocsp_response(NOW + Duration::days(2))
+            .await
+            .unwrap(),
+        Some(stalest(NOW - Duration::hours(1)))
+    );
+    // Eleven days on, every certificate has expired.
+    assert_eq!(
+        store
+            .stalest_ocsp_response(NOW + Duration::days(11))
+            .await
+            .unwrap(),
+        None
+    );
+}
