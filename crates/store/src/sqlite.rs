@@ -756,6 +756,8 @@ mod leases;
 mod revocation;
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;
 
 /// The KMS keyring's metadata in the service database (the `carimbo_kms::KeyringStore`
