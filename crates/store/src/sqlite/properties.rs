@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use proptest::prelude::*;
 use time::Duration;
 
+use super::SqliteStore;
 use super::tests::open_temp;
 use crate::conformance::{NOW, intent, lineage};
 use crate::{
@@ -63,8 +64,22 @@ fn crl(issuer: &str, number: u64, step: usize) -> StoredCrl {
     }
 }
 
+/// A fresh store, on tmpfs where there is one: each case opens a database and
+/// `synchronous=FULL` makes every write an fsync, which a disk makes slow.
+async fn open_fast() -> (tempfile::TempDir, SqliteStore) {
+    match tempfile::tempdir_in("/dev/shm") {
+        Ok(dir) => {
+            let store = SqliteStore::open(&dir.path().join("carimbo.db"))
+                .await
+                .unwrap();
+            (dir, store)
+        }
+        Err(_) => open_temp().await,
+    }
+}
+
 async fn run(ops: Vec<Op>) {
-    let (_dir, store) = open_temp().await;
+    let (_dir, store) = open_fast().await;
     store.create_lineage(&lineage("lineage-1")).await.unwrap();
     // Model: serial → (issuer, final status).
     let mut recorded: BTreeMap<String, (usize, CertificateStatus)> = BTreeMap::new();
