@@ -136,4 +136,14 @@ export CARIMBO_REQUIRE_BACKENDS=1
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Supply chain: licenses, bans and sources of the whole dependency tree (deny.toml).
+# The advisory check needs the RustSec database from the network; docs/security.md
+# says how to run it where it can be fetched. A pinned cargo-deny, installed once
+# (a cold build of it takes about 8 minutes on two cores).
+cargo_deny_version=0.20.2
+if ! cargo deny --version 2>/dev/null | grep -qx "cargo-deny $cargo_deny_version"; then
+    echo "installing cargo-deny $cargo_deny_version"
+    cargo install --locked --quiet cargo-deny --version "$cargo_deny_version"
+fi
+cargo deny --locked check bans licenses sources
 cargo test --workspace --locked

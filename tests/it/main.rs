@@ -9,6 +9,7 @@ mod cli_kms;
 mod config_examples;
 mod envelope_spec;
 mod faults;
+mod fuzz_replay;
 mod kms_api;
 mod kms_aws_pki;
 mod kms_conformance;

@@ -12,6 +12,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 mod aws_kms;
+pub mod fuzzing;
 pub use aws_kms::{AwsKmsEmulator, aws_kms_emulator};
 
 /// Whether an absent backend must fail the test run instead of skipping.

@@ -49,9 +49,22 @@ impl<T> Loaded<T> {
 /// Reads a ceremony config: first checks its `version` and that its `ceremony` is
 /// `expected` (so a file run as the wrong type says so), then parses it strictly.
 pub fn load_ceremony<T: DeserializeOwned>(path: &Path, expected: &str) -> Result<Loaded<T>> {
-    let text = std::fs::read_to_string(path).map_err(|e| CeremonyError::io("read", path, e))?;
-    let table: toml::Table = toml::from_str(&text)
-        .map_err(|e| CeremonyError::config(path, None, describe(&text, &e)))?;
+    let bytes = std::fs::read(path).map_err(|e| CeremonyError::io("read", path, e))?;
+    parse_ceremony(path, bytes, expected)
+}
+
+/// Parses the bytes of a ceremony config read from `path` (named in errors and kept
+/// in the result, never read): the checks of [`load_ceremony`] without the file
+/// system. Any bytes give a config or an error.
+pub fn parse_ceremony<T: DeserializeOwned>(
+    path: &Path,
+    bytes: Vec<u8>,
+    expected: &str,
+) -> Result<Loaded<T>> {
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| CeremonyError::config(path, None, "not UTF-8 text"))?;
+    let table: toml::Table =
+        toml::from_str(text).map_err(|e| CeremonyError::config(path, None, describe(text, &e)))?;
     match table.get("version") {
         Some(toml::Value::Integer(v)) if *v == i64::from(CONFIG_VERSION) => {}
         Some(other) => {
@@ -80,12 +93,18 @@ pub fn load_ceremony<T: DeserializeOwned>(path: &Path, expected: &str) -> Result
             ));
         }
     }
-    load(path)
+    parse(path, bytes)
 }
 
 /// Reads and parses a strict TOML file, reporting the field path of any error.
 pub fn load<T: DeserializeOwned>(path: &Path) -> Result<Loaded<T>> {
     let bytes = std::fs::read(path).map_err(|e| CeremonyError::io("read", path, e))?;
+    parse(path, bytes)
+}
+
+/// Parses the bytes of a strict TOML file read from `path` (named in errors, never
+/// read), reporting the field path of any error.
+pub fn parse<T: DeserializeOwned>(path: &Path, bytes: Vec<u8>) -> Result<Loaded<T>> {
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| CeremonyError::config(path, None, "not UTF-8 text"))?;
     let deserializer = toml::Deserializer::parse(text)

@@ -38,6 +38,27 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use error::{ApiError, KmsError, ServerError};
+
+/// Entry points for the fuzz targets (`fuzz/`) and the test that replays their corpora:
+/// the parsing steps the service applies to untrusted request bytes, without a running
+/// service. Not an API: nothing here skips or relaxes a check of the real path.
+#[doc(hidden)]
+pub mod fuzzing {
+    use carimbo_pki::{LeafProfile, ValidatedCsr, validate_csr};
+
+    use crate::ApiError;
+
+    /// Parses `body` as the JSON body of `POST /v1/certificates` exactly as the route
+    /// does (fields, profile, lifetime), then validates its CSR against the default
+    /// profile of the kind it names, as issuance does with the configured one.
+    pub fn issuance_body(body: &[u8]) -> Result<ValidatedCsr, ApiError> {
+        let request = crate::routes::parse_issue_body(body)?;
+        Ok(validate_csr(
+            &request.csr,
+            &LeafProfile::defaults(request.profile),
+        )?)
+    }
+}
 pub use state::{AppState, Role};
 
 /// Whether the test failpoint `name` is set (environment `CARIMBO_TEST_FAILPOINT`).

@@ -177,7 +177,12 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
             ApiError::MalformedRequest(rejection.body_text())
         }
     })?;
-    serde_json::from_slice(&body)
+    parse_json(&body)
+}
+
+/// A JSON body's bytes parsed into `T`; any error is a malformed request.
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
         .map_err(|e| ApiError::MalformedRequest(format!("invalid JSON body: {e}")))
 }
 
@@ -238,6 +243,24 @@ struct IssueBody {
     ttl: Option<Value>,
 }
 
+impl IssueBody {
+    /// The certificate request the body asks for: profile and lifetime parsed, CSR as
+    /// sent (checked later, against the profile).
+    fn request(&self) -> Result<CertificateRequest, ApiError> {
+        Ok(CertificateRequest {
+            csr: self.csr.clone().into_bytes(),
+            profile: profile_of(&self.profile)?,
+            ttl: ttl_of(&self.ttl)?,
+        })
+    }
+}
+
+/// The bytes of a `POST /v1/certificates` body parsed as the route parses them (after
+/// its content-type and size checks): the JSON fields, the profile and the lifetime.
+pub(crate) fn parse_issue_body(body: &[u8]) -> Result<CertificateRequest, ApiError> {
+    parse_json::<IssueBody>(body)?.request()
+}
+
 fn with_request_id(mut response: Response, request_id: &str) -> Response {
     if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert("x-request-id", value);
@@ -257,11 +280,7 @@ async fn issue_certificate(
         let credential = bearer(&headers)?;
         let body: IssueBody = json_body(&headers, body, state.max_body_bytes)?;
         body_profile = Some(body.profile.clone());
-        let request = CertificateRequest {
-            csr: body.csr.clone().into_bytes(),
-            profile: profile_of(&body.profile)?,
-            ttl: ttl_of(&body.ttl)?,
-        };
+        let request = body.request()?;
         let caller = if credential.starts_with(issuance::TOKEN_PREFIX) {
             issuance::authenticate_token(&state, credential, &request_id).await?
         } else if credential.matches('.').count() == 2 {

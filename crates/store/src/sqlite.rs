@@ -780,6 +780,8 @@ mod operations;
 mod revocation;
 
 #[cfg(test)]
+mod properties;
+#[cfg(test)]
 mod tests;
 
 /// The KMS keyring's metadata in the service database (the `carimbo_kms::KeyringStore`
