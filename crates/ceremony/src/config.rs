@@ -126,7 +126,12 @@ fn describe(text: &str, error: &toml::de::Error) -> String {
     let message = one_line(error.message());
     match error.span() {
         Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            // Counted over bytes: an offset inside a multi-byte character cannot panic.
+            let line = text.as_bytes()[..span.start.min(text.len())]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count()
+                + 1;
             format!("{message} (line {line})")
         }
         None => message,
