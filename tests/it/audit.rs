@@ -454,3 +454,68 @@ fn search_and_revoke(replica: &crate::replicas::Replica, data: &Path, auditor: &
     assert_eq!(found[0]["status"], "revoked");
     assert_eq!(found[0]["revocation_reason"], 4);
 }
+
+/// The `config.applied` events of the export, in chain order.
+fn config_events(config: &Path) -> Vec<Value> {
+    let (ok, stdout, stderr) = carimbo(&[
+        "audit",
+        "export",
+        "--config",
+        s(config),
+        "--since",
+        "1970-01-01T00:00:00Z",
+    ]);
+    assert!(ok, "{stderr}");
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|r| r["record"] == "event" && r["event"]["type"] == "config.applied")
+        .map(|r| r["event"].clone())
+        .collect()
+}
+
+#[test]
+fn policy_changes_between_starts_are_audited_with_before_and_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut dev, _) = start_dev(&data, free_port(), free_port());
+    dev.kill().unwrap();
+    let _ = dev.wait();
+    let (api, publication) = (free_port(), free_port());
+    let config = serve_config(&data, "policy", api, publication, false);
+    let start = || start_replica_with(&config, api, publication, &[], None);
+
+    // The policy is recorded once at the first start (this config is the dev one).
+    start().terminate();
+    let events = config_events(&config);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["first"], true);
+    assert_eq!(
+        events[0]["policy"]["provisioners"][0]["max-ttl"], "72h",
+        "{events:?}"
+    );
+
+    // A provisioner's lifetime shortened and rate limits added: one event naming both.
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("max-ttl = \"72h\"", "max-ttl = \"24h\"");
+    std::fs::write(
+        &config,
+        format!("{text}\n[limits]\nissuance-per-minute = 30\n"),
+    )
+    .unwrap();
+    start().terminate();
+    // Unchanged: nothing more.
+    start().terminate();
+    let events = config_events(&config);
+    assert_eq!(events.len(), 2, "{events:?}");
+    let changes = &events[1]["changes"];
+    let mut changed: Vec<&String> = changes.as_object().unwrap().keys().collect();
+    changed.sort();
+    assert_eq!(changed, ["limits", "provisioners"], "{changes}");
+    assert_eq!(changes["provisioners"]["before"][0]["max-ttl"], "72h");
+    assert_eq!(changes["provisioners"]["after"][0]["max-ttl"], "24h");
+    assert_eq!(changes["limits"]["before"], Value::Null);
+    assert_eq!(changes["limits"]["after"]["issuance-per-minute"], 30);
+    assert_eq!(events[1]["first"], false);
+}

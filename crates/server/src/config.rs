@@ -552,6 +552,35 @@ impl Default for AuditSection {
     }
 }
 
+/// The sections of a config that decide who gets what — provisioners, profiles, admins
+/// and their roles, rate limits, and the KMS clients, rules, rotations and rate limits —
+/// as JSON, section by section, for the `config.applied` audit event.
+fn policy_sections(text: &str) -> serde_json::Map<String, serde_json::Value> {
+    let Ok(table) = text.parse::<toml::Table>() else {
+        return serde_json::Map::new();
+    };
+    let mut sections = serde_json::Map::new();
+    for name in ["provisioners", "profiles", "admins", "limits"] {
+        if let Some(value) = table.get(name) {
+            sections.insert(
+                name.to_owned(),
+                serde_json::to_value(value).unwrap_or_default(),
+            );
+        }
+    }
+    if let Some(toml::Value::Table(kms)) = table.get("kms") {
+        for name in ["clients", "rules", "rotation", "rate-limits"] {
+            if let Some(value) = kms.get(name) {
+                sections.insert(
+                    format!("kms.{name}"),
+                    serde_json::to_value(value).unwrap_or_default(),
+                );
+            }
+        }
+    }
+    sections
+}
+
 /// A config as loaded, with its directory for relative paths.
 #[derive(Debug)]
 pub struct LoadedConfig {
@@ -559,6 +588,9 @@ pub struct LoadedConfig {
     pub config: ServerConfig,
     /// The file.
     pub path: PathBuf,
+    /// Its policy sections as JSON (provisioners, profiles, admins, limits, KMS
+    /// clients, rules, rotations and rate limits), for auditing changes between starts.
+    pub policy: serde_json::Map<String, serde_json::Value>,
 }
 
 impl LoadedConfig {
@@ -579,6 +611,7 @@ impl LoadedConfig {
         let loaded = Self {
             config,
             path: path.to_path_buf(),
+            policy: policy_sections(&text),
         };
         loaded.check()?;
         Ok(loaded)

@@ -112,6 +112,9 @@ fn jobs_of(role: Role) -> &'static [&'static str] {
 /// starts reading the revocation log at its end, loads the published CRLs, and (role
 /// `All`) takes the CRL job's lease if it is free and publishes the CRLs that are due.
 pub async fn prepare(state: &AppState) -> Result<(), ServerError> {
+    if state.role == Role::All {
+        audit_policy_changes(state).await?;
+    }
     state.ocsp.ensure_responders(state).await?;
     state.ocsp.start_revocation_log(state).await?;
     state.crls.load_published(state).await?;
@@ -133,6 +136,52 @@ pub async fn prepare(state: &AppState) -> Result<(), ServerError> {
         }
     }
     Ok(())
+}
+
+/// Records a `config.applied` audit event when the config's policy sections
+/// (provisioners, profiles, admins, limits, KMS clients, rules, rotations, rate limits)
+/// differ from what this replica's chain last recorded — or were never recorded — with
+/// each changed section before and after.
+async fn audit_policy_changes(state: &AppState) -> Result<(), ServerError> {
+    let (path, policy) = &state.policy;
+    let last = state
+        .store
+        .last_audit_event_of_type(&state.audit_chain, "config.applied")
+        .await?;
+    let before = last
+        .as_ref()
+        .and_then(|event| event.event.get("policy"))
+        .and_then(serde_json::Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    let mut names: Vec<&String> = before.keys().chain(policy.keys()).collect();
+    names.sort();
+    names.dedup();
+    let mut changes = serde_json::Map::new();
+    for name in names {
+        let (old, new) = (before.get(name), policy.get(name));
+        if old != new {
+            changes.insert(
+                name.clone(),
+                serde_json::json!({ "before": old, "after": new }),
+            );
+        }
+    }
+    if last.is_some() && changes.is_empty() {
+        return Ok(());
+    }
+    let changed: Vec<&String> = changes.keys().collect();
+    tracing::info!(?changed, "config policy recorded in the audit trail");
+    state
+        .audit(serde_json::json!({
+            "type": "config.applied",
+            "config": path.display().to_string(),
+            "first": last.is_none(),
+            "changes": changes,
+            "policy": policy,
+        }))
+        .await
+        .map_err(|e| ServerError::Config(format!("auditing the config: {e}")))
 }
 
 /// The background jobs of a replica: the lease keeper, CRL publishing (role `All`,

@@ -130,6 +130,8 @@ pub struct AppState {
     pub audit_head_interval: std::time::Duration,
     /// Per-identity rate limits.
     pub limits: crate::limits::Limits,
+    /// The config's policy sections (see [`LoadedConfig::policy`]) and its file.
+    pub policy: (std::path::PathBuf, serde_json::Map<String, Value>),
     /// Limits of each listener's connections.
     pub connection_limits: crate::tls::ConnectionLimits,
     /// Base URL of the publication listener (http://).
@@ -334,6 +336,7 @@ impl AppState {
         );
         Ok(Self {
             limits: crate::limits::Limits::from_config(&config.limits),
+            policy: (loaded.path.clone(), loaded.policy.clone()),
             connection_limits: crate::tls::ConnectionLimits {
                 header_timeout: std::time::Duration::from_millis(
                     u64::try_from(config.server.header_timeout.0.whole_milliseconds())

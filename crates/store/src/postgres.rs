@@ -770,6 +770,14 @@ impl AuditStore for PostgresStore {
         self.last_event_of(chain).await
     }
 
+    async fn last_audit_event_of_type(
+        &self,
+        chain: &str,
+        event_type: &str,
+    ) -> Result<Option<StoredAuditEvent>, StoreError> {
+        self.last_event_of_type(chain, event_type).await
+    }
+
     async fn insert_audit_head(&self, head: &SignedAuditHead) -> Result<(), StoreError> {
         self.insert_head(head).await
     }

@@ -116,6 +116,13 @@ pub trait AuditStore: Send + Sync + fmt::Debug {
     /// The last event of `chain`, if it has any.
     async fn last_audit_event(&self, chain: &str) -> Result<Option<StoredAuditEvent>, StoreError>;
 
+    /// The last event of `chain` whose top-level `type` is `event_type`, if any.
+    async fn last_audit_event_of_type(
+        &self,
+        chain: &str,
+        event_type: &str,
+    ) -> Result<Option<StoredAuditEvent>, StoreError>;
+
     /// Stores a signed head. Heads are append-only.
     ///
     /// Errors: [`StoreError::Conflict`] if `chain` already has a head at that sequence;

@@ -39,6 +39,32 @@ pub(crate) async fn signed_heads_are_append_only_and_listed_by_sequence<F: Fixtu
         (3, json!({ "i": 2 }))
     );
     assert_eq!(store.last_audit_event("a").await.unwrap().unwrap(), first_a);
+    // The last event of a type: at the top level only, per chain.
+    store
+        .append_audit("b", &json!({ "type": "config.applied", "n": 1 }), NOW)
+        .await
+        .unwrap();
+    store
+        .append_audit(
+            "b",
+            &json!({ "type": "other", "inner": { "type": "config.applied" } }),
+            NOW,
+        )
+        .await
+        .unwrap();
+    let found = store
+        .last_audit_event_of_type("b", "config.applied")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.event["n"], 1);
+    assert_eq!(
+        store
+            .last_audit_event_of_type("a", "config.applied")
+            .await
+            .unwrap(),
+        None
+    );
 
     assert!(store.audit_heads("b").await.unwrap().is_empty());
     let later = head("b", 3, &last_b.hash);

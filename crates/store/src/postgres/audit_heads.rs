@@ -49,6 +49,31 @@ impl PostgresStore {
         .transpose()
     }
 
+    pub(super) async fn last_event_of_type(
+        &self,
+        chain: &str,
+        event_type: &str,
+    ) -> Result<Option<StoredAuditEvent>, StoreError> {
+        // Events are stored as canonical JSON, so the type appears literally; a match
+        // inside a nested object is filtered out below.
+        let pattern = format!("%\"type\":{}%", serde_json::Value::from(event_type));
+        let rows = sqlx::query(
+            "SELECT chain, sequence, previous_hash, hash, event, recorded_at FROM audit_events \
+             WHERE chain = $1 AND event LIKE $2 ORDER BY sequence DESC LIMIT 20",
+        )
+        .bind(chain)
+        .bind(pattern)
+        .fetch_all(&self.pool)
+        .await?;
+        for row in &rows {
+            let event = audit_event_from_row(row)?;
+            if event.event.get("type").and_then(|t| t.as_str()) == Some(event_type) {
+                return Ok(Some(event));
+            }
+        }
+        Ok(None)
+    }
+
     pub(super) async fn insert_head(&self, head: &SignedAuditHead) -> Result<(), StoreError> {
         let sequence = check_audit_head(head)?;
         let inserted = sqlx::query(
