@@ -24,6 +24,7 @@ mod pki;
 mod pki_leaf;
 mod replicas;
 mod revocation;
+mod rollover;
 mod secrets;
 mod server;
 mod store;
