@@ -138,3 +138,111 @@ fn a_clock_turned_back_never_dates_a_crl_before_the_last_one() {
         "{log_text}"
     );
 }
+
+/// The serial (hex) of the certificate in `dir/cert.pem`.
+fn serial_of(dir: &std::path::Path) -> String {
+    let der = carimbo_pki::pem_decode(
+        &std::fs::read_to_string(dir.join("cert.pem")).unwrap(),
+        "CERTIFICATE",
+    )
+    .unwrap();
+    hex::encode(
+        x509_parser::parse_x509_certificate(&der)
+            .unwrap()
+            .1
+            .raw_serial(),
+    )
+}
+
+#[test]
+fn a_process_killed_while_publishing_a_crl_restarts_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut dev, _) = start_dev(&data, free_port(), free_port());
+    dev.kill().unwrap();
+    let _ = dev.wait();
+    let (api, publication) = (free_port(), free_port());
+    let config = serve_config(&data, "killed", api, publication, false);
+    let log = dir.path().join("killed.log");
+    // The failpoint stops the process (SIGSTOP) after it signed a CRL with entries and
+    // before it stores it; the test then kills it (SIGKILL) there.
+    let mut replica = start_replica_with(
+        &config,
+        api,
+        publication,
+        &[
+            ("CARIMBO_TEST_FAILPOINT", "crl-stop-before-publish"),
+            ("RUST_LOG", "info"),
+        ],
+        Some(&log),
+    );
+    let deadline = Instant::now() + Duration::from_secs(40);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("job lease taken job=\"crl\"")
+    {
+        assert!(Instant::now() < deadline, "the CRL lease was never taken");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let cert = dir.path().join("cert");
+    issue_through(&replica, &data, "dns:killed.localhost", &cert);
+    let serial = serial_of(&cert);
+    let (before, _, listed) = current_crl(&replica.publication, &serial).unwrap();
+    assert!(!listed);
+    let (ok, stdout, stderr) = carimbo(&[
+        "admin",
+        "revoke",
+        "--ca",
+        replica.api.as_str(),
+        "--ca-bundle",
+        s(&data.join("ca-bundle.pem")),
+        "--admin-token-file",
+        s(&data.join("admin.token")),
+        "--where",
+        "san=dns:killed.localhost",
+        "--reason",
+        "key-compromise",
+        "--execute",
+        "--expect",
+        "1",
+    ]);
+    assert!(ok, "{stdout}{stderr}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !crate::leases::is_stopped(&replica) {
+        assert!(
+            Instant::now() < deadline,
+            "the failpoint never stopped the process: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    replica.child.kill().unwrap();
+    let _ = replica.child.wait();
+
+    // Restarted: the revocation is there, the CRL that was signed but never stored is
+    // not, and the next CRL takes the next number and lists the serial.
+    let mut replica = start_replica_with(&config, api, publication, &[], None);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (number, _) = loop {
+        if let Some((number, this_update, true)) = current_crl(&replica.publication, &serial) {
+            break (number, this_update);
+        }
+        assert!(Instant::now() < deadline, "the CRL never listed {serial}");
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(number, before + 1, "CRL numbers go on without a gap");
+    let text = crate::revocation::openssl_ocsp(
+        &data.join("ceremony/root.pem"),
+        &data.join("ceremony/int-server.pem"),
+        &["-cert", s(&cert.join("cert.pem"))],
+        &format!("{}/ocsp", replica.publication),
+        &[],
+    );
+    assert!(
+        text.contains(": revoked") && text.contains("keyCompromise"),
+        "{text}"
+    );
+    replica.terminate();
+    let (ok, stdout, stderr) = carimbo(&["audit", "verify", "--config", s(&config)]);
+    assert!(ok && stdout.contains("intact"), "{stdout}{stderr}");
+}

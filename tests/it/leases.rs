@@ -148,7 +148,7 @@ fn signal(replica: &Replica, signal: &str) {
 }
 
 /// Whether the process is stopped (state `T` in `/proc/PID/stat`).
-fn is_stopped(replica: &Replica) -> bool {
+pub(crate) fn is_stopped(replica: &Replica) -> bool {
     std::fs::read_to_string(format!("/proc/{}/stat", replica.child.id()))
         .ok()
         .and_then(|stat| {
