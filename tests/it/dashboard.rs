@@ -118,6 +118,8 @@ fn dashboard_login_cookie_content_audit_and_browser_rendering() {
     let client = reqwest::Client::builder()
         .tls_certs_only([root])
         .redirect(reqwest::redirect::Policy::none())
+        // A fresh connection a request: the service closes idle ones.
+        .pool_max_idle_per_host(0)
         .build()
         .unwrap();
     let runtime = tokio::runtime::Builder::new_current_thread()
