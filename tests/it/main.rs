@@ -7,6 +7,7 @@ mod ceremony;
 mod cli_dev;
 mod cli_kms;
 mod config_examples;
+mod dashboard;
 mod envelope_spec;
 mod faults;
 mod fuzz_replay;

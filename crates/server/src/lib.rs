@@ -15,6 +15,7 @@ pub mod audit_heads;
 pub mod certificate_search;
 pub mod config;
 pub mod crl;
+pub mod dashboard;
 mod error;
 pub mod health;
 pub mod issuance;

@@ -44,6 +44,7 @@ pub fn api_router(state: SharedState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(crate::kms_api::router())
+        .merge(crate::dashboard::router())
         .fallback(not_found)
         // Larger bodies are rejected by the extractor; handlers turn that rejection into
         // a problem+json 413.
@@ -493,7 +494,16 @@ pub(crate) fn admin_in<'a>(
     headers: &HeaderMap,
     roles: &[&str],
 ) -> Result<&'a str, ApiError> {
-    let token = bearer(headers)?;
+    admin_by_token(state, bearer(headers)?, roles)
+}
+
+/// Authenticates an administrator holding one of `roles` by the token itself (the
+/// dashboard's login form).
+pub(crate) fn admin_by_token<'a>(
+    state: &'a AppState,
+    token: &str,
+    roles: &[&str],
+) -> Result<&'a str, ApiError> {
     let hash = sha256(token.as_bytes());
     let found = state.admins.iter().find(|a| {
         aws_lc_rs::constant_time::verify_slices_are_equal(&a.token_sha256, &hash).is_ok()

@@ -160,6 +160,8 @@ pub struct AppState {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Who may read `/metrics`, and where it is served.
     pub metrics_settings: crate::config::MetricsSection,
+    /// Sessions of the admin dashboard (`/admin`), in this replica's memory.
+    pub dashboard_sessions: crate::dashboard::Sessions,
 }
 
 /// SHA-256 of `bytes`.
@@ -357,6 +359,7 @@ impl AppState {
             role: Role::All,
             metrics,
             metrics_settings: config.metrics.clone(),
+            dashboard_sessions: crate::dashboard::Sessions::default(),
             issuers,
             profiles,
             provisioners,
