@@ -17,6 +17,8 @@ have_initdb() {
         command -v initdb >/dev/null
 }
 have_initdb || missing+=(postgresql)
+# Headless Chromium renders the admin dashboard in its test.
+command -v chromium >/dev/null || missing+=(chromium)
 # libfaketime shifts a service's clock for the clock-fault test.
 compgen -G '/usr/lib/*/faketime/libfaketime.so.1' >/dev/null ||
     compgen -G '/usr/lib/faketime/libfaketime.so.1' >/dev/null || missing+=(faketime)
