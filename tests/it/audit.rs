@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::cli_dev::{free_port, start_dev};
+use crate::cli_dev::{dev_data, free_port};
 use crate::replicas::{carimbo, issue_through, serve_config, start_replica_with};
 use crate::server::s;
 
@@ -60,10 +60,7 @@ fn verify(config: &Path) -> (bool, String) {
 #[test]
 fn audit_verify_pinpoints_edits_deletions_recomputed_chains_and_cut_tails() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (mut dev, _) = start_dev(&data, free_port(), free_port());
-    dev.kill().unwrap();
-    let _ = dev.wait();
+    let data = dev_data(dir.path());
     let (api, publication) = (free_port(), free_port());
     let config = serve_config(&data, "audited", api, publication, false);
     let mut text = std::fs::read_to_string(&config).unwrap();
@@ -477,10 +474,7 @@ fn config_events(config: &Path) -> Vec<Value> {
 #[test]
 fn policy_changes_between_starts_are_audited_with_before_and_after() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (mut dev, _) = start_dev(&data, free_port(), free_port());
-    dev.kill().unwrap();
-    let _ = dev.wait();
+    let data = dev_data(dir.path());
     let (api, publication) = (free_port(), free_port());
     let config = serve_config(&data, "policy", api, publication, false);
     let start = || start_replica_with(&config, api, publication, &[], None);

@@ -15,6 +15,17 @@ pub(crate) fn free_port() -> u16 {
         .port()
 }
 
+/// A data directory `dir/data` made by a first `carimbo dev` run (hierarchy, keys,
+/// config, admin token), the process then killed: the base of the tests that run
+/// `carimbo serve` over it.
+pub(crate) fn dev_data(dir: &Path) -> std::path::PathBuf {
+    let data = dir.join("data");
+    let (mut dev, _) = start_dev(&data, free_port(), free_port());
+    dev.kill().unwrap();
+    let _ = dev.wait();
+    data
+}
+
 /// Starts `carimbo dev` and reads its banner until the bootstrap token line.
 pub(crate) fn start_dev(data: &Path, api: u16, publication: u16) -> (Child, String) {
     start_dev_env(data, api, publication, &[])

@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::cli_dev::{free_port, start_dev};
+use crate::cli_dev::{dev_data, free_port};
 use crate::replicas::{issue_through, serve_config, start_replica_with};
 use crate::server::s;
 
@@ -92,10 +92,7 @@ fn audit_events(data: &Path) -> String {
 #[test]
 fn dashboard_login_cookie_content_audit_and_browser_rendering() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (mut dev, _) = start_dev(&data, free_port(), free_port());
-    dev.kill().unwrap();
-    let _ = dev.wait();
+    let data = dev_data(dir.path());
     let (api, publication) = (free_port(), free_port());
     let config = serve_config(&data, "dashboard", api, publication, false);
     let mut text = std::fs::read_to_string(&config).unwrap();

@@ -4,8 +4,8 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::cli_dev::{free_port, start_dev};
-use crate::replicas::{carimbo, issue_through, serve_config, start_replica_with};
+use crate::cli_dev::{dev_data, free_port};
+use crate::replicas::{admin_revoke_one, carimbo, issue_through, serve_config, start_replica_with};
 use crate::revocation::plain_http;
 use crate::server::s;
 
@@ -42,10 +42,7 @@ fn current_crl(publication: &str, serial: &str) -> Option<(u64, time::OffsetDate
 fn a_clock_turned_back_never_dates_a_crl_before_the_last_one() {
     let Some(library) = faketime() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (mut dev, _) = start_dev(&data, free_port(), free_port());
-    dev.kill().unwrap();
-    let _ = dev.wait();
+    let data = dev_data(dir.path());
     let (api, publication) = (free_port(), free_port());
     let config = serve_config(&data, "clock", api, publication, false);
     let first_log = dir.path().join("first.log");
@@ -98,22 +95,7 @@ fn a_clock_turned_back_never_dates_a_crl_before_the_last_one() {
         ],
         Some(&log),
     );
-    let (ok, stdout, stderr) = carimbo(&[
-        "admin",
-        "revoke",
-        "--ca",
-        behind.api.as_str(),
-        "--ca-bundle",
-        s(&data.join("ca-bundle.pem")),
-        "--admin-token-file",
-        s(&data.join("admin.token")),
-        "--where",
-        "san=dns:clock.localhost",
-        "--execute",
-        "--expect",
-        "1",
-    ]);
-    assert!(ok, "{stdout}{stderr}");
+    admin_revoke_one(&behind, &data, "san=dns:clock.localhost", "unspecified");
     let deadline = Instant::now() + Duration::from_secs(30);
     let (number, this_update) = loop {
         if let Some((number, this_update, true)) = current_crl(&behind.publication, &serial) {
@@ -157,10 +139,7 @@ fn serial_of(dir: &std::path::Path) -> String {
 #[test]
 fn a_process_killed_while_publishing_a_crl_restarts_consistent() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (mut dev, _) = start_dev(&data, free_port(), free_port());
-    dev.kill().unwrap();
-    let _ = dev.wait();
+    let data = dev_data(dir.path());
     let (api, publication) = (free_port(), free_port());
     let config = serve_config(&data, "killed", api, publication, false);
     let log = dir.path().join("killed.log");
@@ -189,24 +168,12 @@ fn a_process_killed_while_publishing_a_crl_restarts_consistent() {
     let serial = serial_of(&cert);
     let (before, _, listed) = current_crl(&replica.publication, &serial).unwrap();
     assert!(!listed);
-    let (ok, stdout, stderr) = carimbo(&[
-        "admin",
-        "revoke",
-        "--ca",
-        replica.api.as_str(),
-        "--ca-bundle",
-        s(&data.join("ca-bundle.pem")),
-        "--admin-token-file",
-        s(&data.join("admin.token")),
-        "--where",
+    admin_revoke_one(
+        &replica,
+        &data,
         "san=dns:killed.localhost",
-        "--reason",
         "key-compromise",
-        "--execute",
-        "--expect",
-        "1",
-    ]);
-    assert!(ok, "{stdout}{stderr}");
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while !crate::leases::is_stopped(&replica) {
         assert!(

@@ -13,7 +13,7 @@ use carimbo_store::{KmsInventoryStore, SqliteStore};
 use carimbo_tests::{carimbo_binary, private_softhsm, random_hex, write_private};
 use serde_json::{Value, json};
 
-use crate::cli_dev::{free_port, start_dev};
+use crate::cli_dev::{dev_data, free_port};
 use crate::replicas::{Replica, serve_config, start_replica_with};
 use crate::server::s;
 
@@ -181,10 +181,7 @@ fn setup() -> Option<Setup> {
     let hsm = private_softhsm()?;
     let aws = carimbo_tests::aws_kms_emulator()?;
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (mut dev, _) = start_dev(&data, free_port(), free_port());
-    dev.kill().unwrap();
-    let _ = dev.wait();
+    let data = dev_data(dir.path());
     std::fs::write(data.join("aws-kms.toml"), aws.config_text("")).unwrap();
     let admin = format!("kms-admin-{}", random_hex(16));
     let app = format!("kms-app-{}", random_hex(16));

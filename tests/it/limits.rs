@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::cli_dev::{free_port, start_dev};
+use crate::cli_dev::{dev_data, free_port};
 use crate::replicas::{carimbo, issue_through, serve_config, start_replica_with};
 use crate::server::s;
 
@@ -48,10 +48,7 @@ fn renew(api: &str, data: &Path, cert: &Path, out: &Path) -> (bool, String) {
 #[test]
 fn slow_clients_big_heads_and_fast_identities_are_cut_off() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (mut dev, _) = start_dev(&data, free_port(), free_port());
-    dev.kill().unwrap();
-    let _ = dev.wait();
+    let data = dev_data(dir.path());
     let (api, publication) = (free_port(), free_port());
     let config = serve_config(&data, "limited", api, publication, false);
     let text = std::fs::read_to_string(&config)

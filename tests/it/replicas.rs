@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use carimbo_tests::{carimbo_binary, write_private};
 
-use crate::cli_dev::{free_port, start_dev};
+use crate::cli_dev::{dev_data, free_port};
 use crate::revocation::{openssl_ocsp, plain_http};
 use crate::server::s;
 
@@ -142,10 +142,7 @@ fn two_replicas_on_one_postgresql_database_are_one_ca() {
     };
     // The development hierarchy and config, then switched to PostgreSQL.
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (mut dev, _) = start_dev(&data, free_port(), free_port());
-    dev.kill().unwrap();
-    let _ = dev.wait();
+    let data = dev_data(dir.path());
     write_private(&data.join("pg.url"), database.url.as_bytes());
     let mut ports = Vec::new();
     for name in ["a", "b"] {
@@ -328,6 +325,30 @@ pub(crate) fn issue_through(replica: &Replica, data: &Path, san: &str, out: &Pat
     assert!(ok, "{stderr}");
 }
 
+/// Revokes the one certificate matching `condition` (`KEY=VALUE`) for `reason` through
+/// `replica` with `carimbo admin revoke … --execute --expect 1` and the admin token in
+/// `data`; panics with its output on failure.
+pub(crate) fn admin_revoke_one(replica: &Replica, data: &Path, condition: &str, reason: &str) {
+    let (ok, stdout, stderr) = carimbo(&[
+        "admin",
+        "revoke",
+        "--ca",
+        replica.api.as_str(),
+        "--ca-bundle",
+        s(&data.join("ca-bundle.pem")),
+        "--admin-token-file",
+        s(&data.join("admin.token")),
+        "--where",
+        condition,
+        "--reason",
+        reason,
+        "--execute",
+        "--expect",
+        "1",
+    ]);
+    assert!(ok && stdout.contains("revoked 1 of 1"), "{stdout}{stderr}");
+}
+
 /// Writes a copy of the dev config for `carimbo serve`: new ports and, with `postgres`,
 /// the PostgreSQL URL file instead of SQLite.
 pub(crate) fn serve_config(
@@ -361,10 +382,7 @@ pub(crate) fn serve_config(
 /// `carimbo serve` on `postgres` or SQLite.
 fn story(postgres: Option<&str>) {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (mut dev, _) = start_dev(&data, free_port(), free_port());
-    dev.kill().unwrap();
-    let _ = dev.wait();
+    let data = dev_data(dir.path());
     if let Some(url) = postgres {
         write_private(&data.join("pg.url"), url.as_bytes());
     }
@@ -569,10 +587,7 @@ fn a_replica_rides_out_a_postgresql_restart() {
     };
     let database = runtime.block_on(carimbo_store::postgres_testing::database_on(&server));
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (mut dev, _) = start_dev(&data, free_port(), free_port());
-    dev.kill().unwrap();
-    let _ = dev.wait();
+    let data = dev_data(dir.path());
     write_private(&data.join("pg.url"), database.url.as_bytes());
     let (api, publication) = (free_port(), free_port());
     let config = serve_config(&data, "restart", api, publication, true);
@@ -737,10 +752,7 @@ fn a_replica_reaches_postgresql_over_verified_tls_only() {
     runtime.block_on(verified.unwrap().close());
 
     // A replica whose URL file asks for verify-full serves and issues.
-    let data = dir.path().join("data");
-    let (mut dev, _) = start_dev(&data, free_port(), free_port());
-    dev.kill().unwrap();
-    let _ = dev.wait();
+    let data = dev_data(dir.path());
     write_private(
         &data.join("pg.url"),
         format!(

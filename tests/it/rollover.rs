@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use carimbo_tests::ceremony_binary;
 
-use crate::cli_dev::{free_port, start_dev};
-use crate::replicas::{carimbo, crl, issue_through, serve_config, start_replica_with};
+use crate::cli_dev::{dev_data, free_port};
+use crate::replicas::{admin_revoke_one, crl, issue_through, serve_config, start_replica_with};
 use crate::revocation::{openssl_ocsp, plain_http};
 use crate::server::s;
 
@@ -50,10 +50,7 @@ fn ceremony(data: &Path, kind: &str, file: &str) {
 #[test]
 fn a_new_intermediate_takes_over_while_the_old_one_keeps_revoking() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (mut dev, _) = start_dev(&data, free_port(), free_port());
-    dev.kill().unwrap();
-    let _ = dev.wait();
+    let data = dev_data(dir.path());
     let (api, publication) = (free_port(), free_port());
     let config = serve_config(&data, "rollover", api, publication, false);
     let root = data.join("ceremony/root.pem");
@@ -126,24 +123,12 @@ fn a_new_intermediate_takes_over_while_the_old_one_keeps_revoking() {
     }
 
     // The old intermediate still revokes what it issued: CRL and OCSP.
-    let (ok, stdout, stderr) = carimbo(&[
-        "admin",
-        "revoke",
-        "--ca",
-        replica.api.as_str(),
-        "--ca-bundle",
-        s(&data.join("ca-bundle.pem")),
-        "--admin-token-file",
-        s(&data.join("admin.token")),
-        "--where",
+    admin_revoke_one(
+        &replica,
+        &data,
         "san=dns:old.rollover.localhost",
-        "--reason",
         "superseded",
-        "--execute",
-        "--expect",
-        "1",
-    ]);
-    assert!(ok && stdout.contains("revoked 1 of 1"), "{stdout}{stderr}");
+    );
     let deadline = Instant::now() + Duration::from_secs(20);
     while !matches!(crl(&replica, &old_serial), Some((_, true))) {
         assert!(

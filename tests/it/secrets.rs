@@ -13,7 +13,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use carimbo_tests::{random_hex, write_private};
 use serde_json::{Value, json};
 
-use crate::cli_dev::{free_port, start_dev};
+use crate::cli_dev::{dev_data, free_port};
 use crate::replicas::{carimbo, serve_config, start_replica_with};
 use crate::server::s;
 
@@ -85,10 +85,7 @@ fn database_text(db: &Path) -> String {
 #[test]
 fn a_scripted_session_leaves_no_secret_in_logs_database_rows_or_error_bodies() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let (mut dev, _) = start_dev(&data, free_port(), free_port());
-    dev.kill().unwrap();
-    let _ = dev.wait();
+    let data = dev_data(dir.path());
     let (api, publication) = (free_port(), free_port());
     let config = serve_config(&data, "hygiene", api, publication, false);
     let kms_admin = format!("kms-admin-{}", random_hex(16));
