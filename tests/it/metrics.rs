@@ -2,7 +2,8 @@
 //! revocation, OCSP answers of every status, KMS calls) moves the documented metrics
 //! by the expected amounts and parses as Prometheus text; `/readyz` turns not ready
 //! when the database goes down and when the CA's HSM token disappears, and ready again
-//! when they come back (the token: after a restart, see below).
+//! when they come back — the token in the same process, also after its PIN was changed
+//! while it was away (once the PIN file holds the new PIN).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -702,8 +703,8 @@ fn readyz_follows_the_database_and_the_hsm_token() {
         &dir.join("admin.token"),
         b"cat_readyz-admin-token-0123456789",
     );
-    // The API listener's TLS certificate: this test only reads /readyz on the
-    // publication listener, so a self-signed one made by openssl will do.
+    // The API listener's TLS certificate: a self-signed one made by openssl, which the
+    // CLI trusts as its CA bundle.
     let tls = dir.join("tls");
     std::fs::create_dir(&tls).unwrap();
     let (ok, text) = carimbo_tests::openssl(&[
@@ -718,6 +719,10 @@ fn readyz_follows_the_database_and_the_hsm_token() {
         "/CN=127.0.0.1",
         "-addext",
         "subjectAltName=IP:127.0.0.1",
+        "-addext",
+        "basicConstraints=critical,CA:FALSE",
+        "-addext",
+        "extendedKeyUsage=serverAuth",
         "-days",
         "1",
         "-keyout",
@@ -755,6 +760,12 @@ key-reference = {server_key:?}
 name = "alice"
 role = "admin"
 token-file = "admin.token"
+[[provisioners]]
+name = "lab"
+type = "token"
+profiles = ["server"]
+sans = ["dns:*.readyz.example.internal"]
+max-ttl = "7d"
 "#,
             server = ceremony("int-server.pem"),
             root = ceremony("root.pem"),
@@ -764,7 +775,7 @@ token-file = "admin.token"
     .unwrap();
     let conf = dir.join("softhsm2.conf");
     let log = dir.join("serve.log");
-    let replica = start_replica_with(
+    let mut replica = start_replica_with(
         &config,
         api,
         publication,
@@ -818,25 +829,148 @@ token-file = "admin.token"
             .contains("CA keys are unavailable"),
         "{body}"
     );
-    // The token comes back. SoftHSM2 never re-validates, within a running process, a
-    // token whose directory vanished (its token object stays invalid until the module
-    // is initialised again), so here "back" takes a restart of the replica; an HSM
-    // whose module recovers makes the same process ready again (sessions spoiled by
-    // the outage are closed and new ones log in).
-    std::fs::rename(&away, &tokens).unwrap();
-    drop(replica);
-    let replica = start_replica_with(
-        &config,
-        api,
-        publication,
-        &[("SOFTHSM2_CONF", s(&conf))],
-        Some(&log),
+    // Issuance meanwhile is a clean 503 naming the issuer, and leaves no certificate.
+    let refused = issue_through_cli(&replica, dir, "dns:away.readyz.example.internal");
+    assert!(
+        refused.contains("503") && refused.contains("issuer_unavailable"),
+        "{refused}"
     );
-    let body = wait_readyz(&replica.publication, 200, 30);
+    // While away, the token's PIN is changed (by another process, on the moved
+    // directory); then it comes back. The same process finds it again but the PIN it
+    // holds is refused: still not ready, saying so — and it tries that PIN only once.
+    let old_pin = crate::server::ca_pin(pki);
+    let new_pin = "changed-readyz-pin-4711";
+    let away_conf = dir.join("softhsm2-away.conf");
+    std::fs::write(
+        &away_conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+            away.display()
+        ),
+    )
+    .unwrap();
+    let changed = std::process::Command::new("pkcs11-tool")
+        .env("SOFTHSM2_CONF", &away_conf)
+        .args([
+            "--module",
+            s(&token.module),
+            "--token-label",
+            &token.ca_label,
+        ])
+        .args([
+            "--login",
+            "--pin",
+            &old_pin,
+            "--change-pin",
+            "--new-pin",
+            new_pin,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        changed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&changed.stderr)
+    );
+    std::fs::rename(&away, &tokens).unwrap();
+    let body = wait_readyz_reason(&url, "wrong PIN", 30);
+    assert_eq!(body["status"], "not ready", "{body}");
+    std::thread::sleep(Duration::from_secs(6));
+    let body = wait_readyz_reason(&url, "wrong PIN", 5);
+    assert_eq!(
+        body["checks"]["key_providers"][0]["state"], "down",
+        "{body}"
+    );
+    // The operator puts the new PIN in the PIN file: ready again, same process, and
+    // issuing again.
+    std::fs::remove_file(dir.join("ca.pin")).unwrap();
+    write_private(&dir.join("ca.pin"), new_pin.as_bytes());
+    let body = wait_readyz(&url, 200, 30);
     assert_eq!(body["status"], "ready", "{body}");
     assert_eq!(body["checks"]["key_providers"][0]["state"], "ok", "{body}");
+    assert!(replica_alive(&mut replica), "the replica restarted or died");
+    let issued = issue_through_cli(&replica, dir, "dns:back.readyz.example.internal");
+    assert!(issued.is_empty(), "{issued}");
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        log_text.contains("PKCS#11 module re-initialised"),
+        "{log_text}"
+    );
+    assert!(log_text.contains("PKCS#11 token reconnected"), "{log_text}");
+    assert_eq!(
+        log_text.matches("the token refused the PIN").count(),
+        1,
+        "the refused PIN was tried more than once: {log_text}"
+    );
     drop(replica);
     drop(database);
+}
+
+/// Mints a token for `san` and issues a certificate with it through `replica` (whose
+/// API certificate and admin token are in `dir`); empty on success, else what the
+/// CLI printed.
+fn issue_through_cli(replica: &crate::replicas::Replica, dir: &Path, san: &str) -> String {
+    let bundle = dir.join("tls/server.pem");
+    let (ok, token, stderr) = crate::replicas::carimbo(&[
+        "token",
+        "create",
+        "--ca",
+        &replica.api,
+        "--ca-bundle",
+        s(&bundle),
+        "--admin-token-file",
+        s(&dir.join("admin.token")),
+        "--provisioner",
+        "lab",
+        "--profile",
+        "server",
+        "--san",
+        san,
+    ]);
+    assert!(ok, "{stderr}");
+    let out = dir.join(san.replace(':', "-"));
+    let (ok, stdout, stderr) = crate::replicas::carimbo(&[
+        "issue",
+        "--ca",
+        &replica.api,
+        "--ca-bundle",
+        s(&bundle),
+        "--token",
+        token.trim(),
+        "--profile",
+        "server",
+        "--san",
+        san,
+        "--out",
+        s(&out),
+    ]);
+    if ok {
+        String::new()
+    } else {
+        format!("{stdout}{stderr}")
+    }
+}
+
+/// Whether the replica's process is still running.
+fn replica_alive(replica: &mut crate::replicas::Replica) -> bool {
+    matches!(replica.child.try_wait(), Ok(None))
+}
+
+/// Polls `/readyz` until it answers 503 with a reason containing `reason`, for at most
+/// `seconds`.
+fn wait_readyz_reason(url: &str, reason: &str, seconds: u64) -> Value {
+    let started = Instant::now();
+    loop {
+        let (got, body) = readyz(url);
+        if got == 503 && body["reason"].as_str().is_some_and(|r| r.contains(reason)) {
+            return body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(seconds),
+            "/readyz never gave {reason:?}: {got} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }
 
 #[test]

@@ -75,6 +75,7 @@ impl std::fmt::Display for TokenSelector {
 /// initialising the module once per process. Blocking.
 pub fn list_slots(module: &Path) -> Result<Vec<SlotInfo>, Pkcs11Error> {
     let module = module::load(module)?;
+    let _inside = module.enter();
     let _admin = lock(&ADMIN);
     // A token whose file another process is rewriting can be unreadable for a moment.
     let listed = retry_transient("slot listing", is_transient, || slots(&module.pkcs11))?;
@@ -110,6 +111,7 @@ pub fn initialize_token(
         ));
     }
     let module = module::load(module)?;
+    let _inside = module.enter();
     let pkcs11 = &module.pkcs11;
     // No other thread of this process creates objects or logs in meanwhile, and two
     // initialisations cannot pick the same free token.

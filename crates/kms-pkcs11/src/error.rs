@@ -239,6 +239,15 @@ pub enum Pkcs11Error {
         /// Token label.
         token: String,
     },
+    /// The token is no longer in its slot (removed, replaced or reset); the provider
+    /// reconnects on its next operation.
+    #[error("token '{token}' (serial {serial}) is no longer in its slot")]
+    TokenGone {
+        /// Token label.
+        token: String,
+        /// Token serial.
+        serial: String,
+    },
     /// Something outside PKCS#11 failed (random generator, a worker thread).
     #[error("{0}")]
     Other(String),
@@ -271,24 +280,45 @@ impl Pkcs11Error {
     /// Whether the session the error came from must be closed rather than reused: the
     /// session, the login or the token itself is gone or in an unknown state.
     pub(crate) fn spoils_session(&self) -> bool {
-        matches!(
-            self.return_value(),
-            Some(
-                RvError::SessionHandleInvalid
-                    | RvError::SessionClosed
-                    | RvError::SessionCount
-                    | RvError::DeviceError
-                    | RvError::DeviceMemory
-                    | RvError::DeviceRemoved
-                    | RvError::GeneralError
-                    | RvError::TokenNotPresent
-                    | RvError::TokenNotRecognized
-                    | RvError::CryptokiNotInitialized
-                    | RvError::UserNotLoggedIn
-                    | RvError::OperationActive
-                    | RvError::FunctionCanceled
+        matches!(self, Self::TokenGone { .. })
+            || matches!(
+                self.return_value(),
+                Some(
+                    RvError::SessionHandleInvalid
+                        | RvError::SessionClosed
+                        | RvError::SessionCount
+                        | RvError::DeviceError
+                        | RvError::DeviceMemory
+                        | RvError::DeviceRemoved
+                        | RvError::GeneralError
+                        | RvError::TokenNotPresent
+                        | RvError::TokenNotRecognized
+                        | RvError::CryptokiNotInitialized
+                        | RvError::UserNotLoggedIn
+                        | RvError::OperationActive
+                        | RvError::FunctionCanceled
+                )
             )
-        )
+    }
+
+    /// Whether the error says the token itself is gone or no longer knows this
+    /// process (removed, module reset, sessions or login lost), so that it must be
+    /// found and logged in again.
+    pub(crate) fn token_gone(&self) -> bool {
+        matches!(self, Self::TokenGone { .. })
+            || matches!(
+                self.return_value(),
+                Some(
+                    RvError::SessionHandleInvalid
+                        | RvError::SessionClosed
+                        | RvError::DeviceError
+                        | RvError::DeviceRemoved
+                        | RvError::TokenNotPresent
+                        | RvError::TokenNotRecognized
+                        | RvError::CryptokiNotInitialized
+                        | RvError::UserNotLoggedIn
+                )
+            )
     }
 
     /// Whether the token reported that a key handle no longer exists.

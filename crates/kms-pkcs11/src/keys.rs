@@ -14,14 +14,51 @@ use carimbo_kms::{
 use cryptoki::error::RvError;
 use cryptoki::mechanism::Mechanism;
 use cryptoki::mechanism::aead::GcmParams;
-use cryptoki::object::ObjectHandle;
+use cryptoki::object::{ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 use zeroize::Zeroizing;
 
 use crate::Pkcs11Error;
-use crate::objects::KeyLocation;
+use crate::module::lock;
+use crate::objects::{self, KeyLocation};
 use crate::scheme::Scheme;
-use crate::token::Token;
+use crate::token::{PooledSession, Token};
+
+/// The object handle of an opened key, valid in one module generation and found again
+/// (by `CKA_ID`) in a later one, after the token was reconnected.
+pub(crate) struct CachedHandle {
+    class: ObjectClass,
+    location: KeyLocation,
+    cached: std::sync::Mutex<(u64, ObjectHandle)>,
+}
+
+impl CachedHandle {
+    /// `handle`, found through a session of `generation`.
+    pub(crate) fn new(
+        class: ObjectClass,
+        location: KeyLocation,
+        generation: u64,
+        handle: ObjectHandle,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            class,
+            location,
+            cached: std::sync::Mutex::new((generation, handle)),
+        })
+    }
+
+    /// The handle in `session`'s generation. Blocking.
+    pub(crate) fn get(&self, session: &PooledSession) -> Result<ObjectHandle, Pkcs11Error> {
+        let mut cached = lock(&self.cached);
+        if cached.0 == session.generation() {
+            return Ok(cached.1);
+        }
+        let handle = objects::find(session, self.class, &self.location)?
+            .ok_or_else(|| self.location.not_found())?;
+        *cached = (session.generation(), handle);
+        Ok(handle)
+    }
+}
 
 /// AES-GCM nonce length (96 bits, generated on the host).
 const GCM_NONCE_LEN: usize = 12;
@@ -197,7 +234,7 @@ fn missing_as_not_found(location: &KeyLocation) -> impl Fn(Pkcs11Error) -> Pkcs1
 /// A signing key whose private half lives on the token.
 pub(crate) struct Pkcs11SigningKey {
     pub(crate) token: Arc<Token>,
-    pub(crate) private: ObjectHandle,
+    pub(crate) private: Arc<CachedHandle>,
     pub(crate) algorithm: SignatureAlgorithm,
     pub(crate) scheme: Scheme,
     pub(crate) public_key: Vec<u8>,
@@ -224,10 +261,10 @@ impl SigningKey for Pkcs11SigningKey {
     }
 
     async fn sign(&self, message: &[u8]) -> carimbo_kms::Result<Vec<u8>> {
-        let (private, scheme, message) = (self.private, self.scheme, message.to_vec());
+        let (private, scheme, message) = (Arc::clone(&self.private), self.scheme, message.to_vec());
         self.token
             .run("sign", self.token.timeout(), move |session| {
-                sign(session, private, scheme, &message)
+                sign(session, private.get(session)?, scheme, &message)
             })
             .await
             .map_err(missing_as_not_found(&self.location))
@@ -238,7 +275,7 @@ impl SigningKey for Pkcs11SigningKey {
 /// An AES-256 key-encryption key on the token.
 pub(crate) struct Pkcs11Kek {
     pub(crate) token: Arc<Token>,
-    pub(crate) secret: ObjectHandle,
+    pub(crate) secret: Arc<CachedHandle>,
     pub(crate) location: KeyLocation,
 }
 
@@ -259,12 +296,12 @@ impl KeyEncryptionKey for Pkcs11Kek {
             )
             .into());
         }
-        let secret = self.secret;
+        let secret = Arc::clone(&self.secret);
         let dek = Zeroizing::new(*key.expose());
         let aad = aad.to_vec();
         self.token
             .run("wrap", self.token.timeout(), move |session| {
-                gcm_wrap(session, secret, dek.as_slice(), &aad)
+                gcm_wrap(session, secret.get(session)?, dek.as_slice(), &aad)
             })
             .await
             .map_err(missing_as_not_found(&self.location))
@@ -276,12 +313,12 @@ impl KeyEncryptionKey for Pkcs11Kek {
         wrapped: &WrappedKey,
         aad: &[u8],
     ) -> carimbo_kms::Result<DataEncryptionKey> {
-        let secret = self.secret;
+        let secret = Arc::clone(&self.secret);
         let (wrapped, aad) = (wrapped.clone(), aad.to_vec());
         let plaintext = self
             .token
             .run("unwrap", self.token.timeout(), move |session| {
-                gcm_unwrap(session, secret, &wrapped, &aad)
+                gcm_unwrap(session, secret.get(session)?, &wrapped, &aad)
             })
             .await
             .map_err(missing_as_not_found(&self.location))?;
@@ -292,7 +329,7 @@ impl KeyEncryptionKey for Pkcs11Kek {
 /// An HMAC-SHA-256 key on the token.
 pub(crate) struct Pkcs11HmacKey {
     pub(crate) token: Arc<Token>,
-    pub(crate) secret: ObjectHandle,
+    pub(crate) secret: Arc<CachedHandle>,
     pub(crate) location: KeyLocation,
 }
 
@@ -307,10 +344,10 @@ impl fmt::Debug for Pkcs11HmacKey {
 #[async_trait]
 impl HmacKey for Pkcs11HmacKey {
     async fn mac(&self, message: &[u8]) -> carimbo_kms::Result<Vec<u8>> {
-        let (secret, message) = (self.secret, message.to_vec());
+        let (secret, message) = (Arc::clone(&self.secret), message.to_vec());
         self.token
             .run("mac", self.token.timeout(), move |session| {
-                hmac(session, secret, &message)
+                hmac(session, secret.get(session)?, &message)
             })
             .await
             .map_err(missing_as_not_found(&self.location))

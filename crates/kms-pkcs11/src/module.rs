@@ -1,15 +1,23 @@
 //! PKCS#11 modules: loaded and initialised once per process, found again by path.
 //!
-//! `C_Initialize` may run only once per module and process, and concurrent
-//! initialise/finalise calls crash some modules, so every provider opened in the process
-//! shares one [`Module`] per canonical module path from a process-global registry. Modules
-//! are never finalised: they live until the process exits. A child process made by
-//! `fork()` must not reuse them.
+//! `C_Initialize` may run only once per module and process (until `C_Finalize`), and
+//! concurrent initialise/finalise calls crash some modules, so every provider opened in
+//! the process shares one [`Module`] per canonical module path from a process-global
+//! registry. A module lives until the process exits. A child process made by `fork()`
+//! must not reuse it.
+//!
+//! Recovery: some modules never notice a token that comes back after it was removed
+//! (SoftHSM2 keeps a vanished token invalid until it is initialised again), so
+//! [`Module::reinitialize`] finalises and initialises the module in place, at most once
+//! per [`REINITIALIZE_PAUSE`], while no other call of the process is inside the module.
+//! Each initialisation is a new *generation*: sessions, logins and object handles of an
+//! older one are void, and the tokens open again on their next operation.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard};
+use std::time::{Duration, Instant};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CryptokiError, RvError};
@@ -73,6 +81,13 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Shortest time between two re-initialisations of a module: each one voids every
+/// session of every token the process has open through it.
+pub(crate) const REINITIALIZE_PAUSE: Duration = Duration::from_secs(5);
+
+/// Longest wait of a re-initialisation for the calls in flight to return.
+const REINITIALIZE_WAIT: Duration = Duration::from_secs(10);
+
 /// A loaded and initialised PKCS#11 module.
 pub(crate) struct Module {
     /// The module's canonical path.
@@ -81,6 +96,12 @@ pub(crate) struct Module {
     pub(crate) pkcs11: Pkcs11,
     /// Per token serial: a keyed digest of the PIN this process logged in with.
     logins: Mutex<HashMap<String, PinCheck>>,
+    /// How many times the module was initialised (starts at 1).
+    generation: AtomicU64,
+    /// Held shared by every call into the module, exclusively by a re-initialisation.
+    calls: RwLock<()>,
+    /// When the module was last re-initialised.
+    reinitialized_at: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for Module {
@@ -121,12 +142,85 @@ pub(crate) fn load(path: &Path) -> Result<Arc<Module>, Pkcs11Error> {
         path: canonical.clone(),
         pkcs11,
         logins: Mutex::new(HashMap::new()),
+        generation: AtomicU64::new(1),
+        calls: RwLock::new(()),
+        reinitialized_at: Mutex::new(None),
     });
     modules.insert(canonical, Arc::clone(&module));
     Ok(module)
 }
 
 impl Module {
+    /// The current generation: how many times the module was initialised.
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Enters the module for a call: a re-initialisation waits until the guard drops.
+    /// Never take it twice on one thread.
+    pub(crate) fn enter(&self) -> RwLockReadGuard<'_, ()> {
+        self.calls.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Finalises and initialises the module again, unless it was re-initialised since
+    /// generation `seen` was read or less than [`REINITIALIZE_PAUSE`] ago. Waits (at
+    /// most ten seconds) until no call is inside the module. Returns the generation now
+    /// current. Blocking; the caller must not be inside the module.
+    pub(crate) fn reinitialize(&self, seen: u64) -> Result<u64, Pkcs11Error> {
+        let started = Instant::now();
+        let _exclusive = loop {
+            match self.calls.try_write() {
+                Ok(guard) => break guard,
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => break poisoned.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    if started.elapsed() > REINITIALIZE_WAIT {
+                        return Err(Pkcs11Error::Other(format!(
+                            "PKCS#11 module {} is busy: calls still running after {} s, not re-initialised",
+                            self.path.display(),
+                            REINITIALIZE_WAIT.as_secs()
+                        )));
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        };
+        let current = self.generation();
+        if current != seen {
+            return Ok(current);
+        }
+        let mut last = lock(&self.reinitialized_at);
+        if last.is_some_and(|at| at.elapsed() < REINITIALIZE_PAUSE) {
+            return Ok(current);
+        }
+        *last = Some(Instant::now());
+        lock(&self.logins).clear();
+        match self.pkcs11.clone().finalize() {
+            Ok(()) | Err(CryptokiError::Pkcs11(RvError::CryptokiNotInitialized, _)) => {}
+            Err(e) => return Err(Pkcs11Error::call("C_Finalize")(e)),
+        }
+        // From here on the old generation is void even if initialising fails: the
+        // next attempt initialises again.
+        let next = current + 1;
+        self.generation.store(next, Ordering::Release);
+        match self
+            .pkcs11
+            .initialize(CInitializeArgs::new(CInitializeFlags::OS_LOCKING_OK))
+        {
+            Ok(()) | Err(CryptokiError::Pkcs11(RvError::CryptokiAlreadyInitialized, _)) => {}
+            Err(e) => {
+                // Let the next attempt try again at once.
+                *last = None;
+                return Err(Pkcs11Error::call("C_Initialize")(e));
+            }
+        }
+        tracing::warn!(
+            module = %self.path.display(),
+            generation = next,
+            "PKCS#11 module re-initialised to recover a token"
+        );
+        Ok(next)
+    }
+
     /// Logs the user in on the token with serial `serial` through `session`.
     ///
     /// PKCS#11 login is per application, not per session: once one session logged in,
@@ -180,13 +274,13 @@ impl Module {
 
 /// HMAC-SHA-256 of a PIN under a random key made for it: lets a later login be
 /// compared with the first without keeping the PIN itself in the registry.
-struct PinCheck {
+pub(crate) struct PinCheck {
     key: aws_lc_rs::hmac::Key,
     tag: Vec<u8>,
 }
 
 impl PinCheck {
-    fn new(pin: &Pin) -> Result<Self, Pkcs11Error> {
+    pub(crate) fn new(pin: &Pin) -> Result<Self, Pkcs11Error> {
         let rng = aws_lc_rs::rand::SystemRandom::new();
         let key = aws_lc_rs::hmac::Key::generate(aws_lc_rs::hmac::HMAC_SHA256, &rng)
             .map_err(|_| Pkcs11Error::Other("random generator failed".into()))?;
@@ -196,7 +290,7 @@ impl PinCheck {
         Ok(Self { key, tag })
     }
 
-    fn matches(&self, pin: &Pin) -> bool {
+    pub(crate) fn matches(&self, pin: &Pin) -> bool {
         aws_lc_rs::hmac::verify(&self.key, pin.expose().as_bytes(), &self.tag).is_ok()
     }
 }

@@ -12,7 +12,7 @@ use cryptoki::mechanism::MechanismType;
 use cryptoki::object::{ObjectClass, ObjectHandle};
 use cryptoki::session::Session;
 
-use crate::keys::{self, Pkcs11HmacKey, Pkcs11Kek, Pkcs11SigningKey};
+use crate::keys::{self, CachedHandle, Pkcs11HmacKey, Pkcs11Kek, Pkcs11SigningKey};
 use crate::module::{TOKEN_STORE, is_transient, lock, retry_transient};
 use crate::objects::{self, KeyLocation, KeyProtection, SecretKind};
 use crate::scheme::Scheme;
@@ -136,6 +136,7 @@ impl Pkcs11Provider {
                     cryptoki::session::SessionState::RwUser
                         | cryptoki::session::SessionState::RoUser
                 ) {
+                    token.mark_gone();
                     return Err(Pkcs11Error::Other(format!(
                         "token '{}': the session is not logged in",
                         token.label
@@ -144,16 +145,16 @@ impl Pkcs11Provider {
                 let info = token
                     .module
                     .pkcs11
-                    .get_token_info(token.slot)
+                    .get_token_info(info.slot_id())
                     .map_err(Pkcs11Error::call("C_GetTokenInfo"))?;
                 if !info.token_initialized()
                     || info.label() != token.label
                     || info.serial_number() != token.serial
                 {
-                    return Err(Pkcs11Error::Other(format!(
-                        "token '{}' (serial {}) is no longer in its slot",
-                        token.label, token.serial
-                    )));
+                    return Err(Pkcs11Error::TokenGone {
+                        token: token.label.clone(),
+                        serial: token.serial.clone(),
+                    });
                 }
                 session
                     .find_objects(&[cryptoki::object::Attribute::Class(ObjectClass::PRIVATE_KEY)])
@@ -443,6 +444,12 @@ impl KeyProvider for Pkcs11Provider {
                     )));
                 }
                 let spki = objects::public_key_spki(session, public, scheme, &found)?;
+                let private = CachedHandle::new(
+                    ObjectClass::PRIVATE_KEY,
+                    found,
+                    session.generation(),
+                    private,
+                );
                 Ok((private, spki))
             })
             .await?;
@@ -467,7 +474,13 @@ impl KeyProvider for Pkcs11Provider {
         let secret = self
             .token
             .run("open key", self.token.timeout(), move |session| {
-                Self::open_secret(session, &found, SecretKind::Aes)
+                let secret = Self::open_secret(session, &found, SecretKind::Aes)?;
+                Ok(CachedHandle::new(
+                    ObjectClass::SECRET_KEY,
+                    found,
+                    session.generation(),
+                    secret,
+                ))
             })
             .await?;
         Ok(Arc::new(Pkcs11Kek {
@@ -485,7 +498,13 @@ impl KeyProvider for Pkcs11Provider {
         let secret = self
             .token
             .run("open key", self.token.timeout(), move |session| {
-                Self::open_secret(session, &found, SecretKind::Hmac)
+                let secret = Self::open_secret(session, &found, SecretKind::Hmac)?;
+                Ok(CachedHandle::new(
+                    ObjectClass::SECRET_KEY,
+                    found,
+                    session.generation(),
+                    secret,
+                ))
             })
             .await?;
         Ok(Arc::new(Pkcs11HmacKey {
