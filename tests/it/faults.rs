@@ -2,6 +2,7 @@
 //! last one published.
 
 use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::cli_dev::{dev_data, free_port};
@@ -212,4 +213,191 @@ fn a_process_killed_while_publishing_a_crl_restarts_consistent() {
     replica.terminate();
     let (ok, stdout, stderr) = carimbo(&["audit", "verify", "--config", s(&config)]);
     assert!(ok && stdout.contains("intact"), "{stdout}{stderr}");
+}
+
+/// A tmpfs mounted for one test (root only), unmounted when dropped.
+struct SmallDisk {
+    path: PathBuf,
+}
+
+impl SmallDisk {
+    /// Mounts a tmpfs of `megabytes` at `path`; `None` (a skip notice, or a failure
+    /// under `CARIMBO_REQUIRE_BACKENDS=1`) when that is not permitted.
+    fn mount(path: PathBuf, megabytes: u32) -> Option<Self> {
+        std::fs::create_dir_all(&path).unwrap();
+        let output = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m,mode=0755")])
+            .arg("tmpfs")
+            .arg(&path)
+            .output();
+        match output {
+            Ok(output) if output.status.success() => Some(Self { path }),
+            Ok(output) => {
+                carimbo_tests::skip(
+                    "a small tmpfs (mount as root)",
+                    String::from_utf8_lossy(&output.stderr).trim(),
+                );
+                None
+            }
+            Err(error) => {
+                carimbo_tests::skip("a small tmpfs (mount as root)", &error.to_string());
+                None
+            }
+        }
+    }
+
+    /// Fills the disk with a file `filler` until the writes fail; returns its path.
+    fn fill(&self) -> PathBuf {
+        use std::io::Write;
+        let filler = self.path.join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        for chunk in [1 << 20, 4096, 1] {
+            let bytes = vec![0u8; chunk];
+            while file.write_all(&bytes).is_ok() {}
+        }
+        let _ = file.sync_all();
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.path).status();
+    }
+}
+
+/// Rows of the SQLite database at `db` answering `query` (one text column), read with
+/// Python's sqlite3 module.
+fn sqlite_rows(db: &std::path::Path, query: &str) -> Vec<String> {
+    let python = std::env::var("CARIMBO_PYTHON").unwrap_or_else(|_| "python3".into());
+    let output = Command::new(python)
+        .args([
+            "-c",
+            "import sqlite3, sys\nfor row in sqlite3.connect(sys.argv[1]).execute(sys.argv[2]): print(row[0])",
+        ])
+        .arg(db)
+        .arg(query)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_full_disk_fails_the_request_cleanly_and_leaves_nothing_half_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(disk) = SmallDisk::mount(dir.path().join("disk"), 48) else {
+        return;
+    };
+    let data = dev_data(&disk.path);
+    let (api, publication) = (free_port(), free_port());
+    let config = serve_config(&data, "full", api, publication, false);
+    let log = dir.path().join("full.log");
+    let mut replica = start_replica_with(&config, api, publication, &[], Some(&log));
+    let first = dir.path().join("first");
+    issue_through(&replica, &data, "dns:first.localhost", &first);
+    let bundle = data.join("ca-bundle.pem");
+    let mint = |san: &str| {
+        let (ok, token, stderr) = carimbo(&[
+            "token",
+            "create",
+            "--ca",
+            &replica.api,
+            "--ca-bundle",
+            s(&bundle),
+            "--admin-token-file",
+            s(&data.join("admin.token")),
+            "--provisioner",
+            "dev",
+            "--profile",
+            "server",
+            "--san",
+            san,
+        ]);
+        assert!(ok, "{stderr}");
+        token.trim().to_owned()
+    };
+    let issue = |token: &str, san: &str, out: &std::path::Path| {
+        carimbo(&[
+            "issue",
+            "--ca",
+            &replica.api,
+            "--ca-bundle",
+            s(&bundle),
+            "--token",
+            token,
+            "--profile",
+            "server",
+            "--san",
+            san,
+            "--out",
+            s(out),
+        ])
+    };
+    let token = mint("dns:second.localhost");
+    let db = data.join("carimbo.db");
+    let count = |query: &str| sqlite_rows(&db, query)[0].parse::<u64>().unwrap();
+    let certificates_before = count("SELECT count(*) FROM certificates");
+    let events_before = count("SELECT count(*) FROM audit_events");
+
+    // The disk fills up: the issuance is refused with a clean 503, nothing written.
+    let filler = disk.fill();
+    let second = dir.path().join("second");
+    let (ok, stdout, stderr) = issue(&token, "dns:second.localhost", &second);
+    assert!(!ok, "issued on a full disk: {stdout}");
+    assert!(
+        stderr.contains("503") && stderr.contains("storage_full"),
+        "{stderr}"
+    );
+    assert!(!second.join("cert.pem").exists());
+    // A revocation too.
+    let (ok, stdout, stderr) = carimbo(&[
+        "revoke",
+        "--ca",
+        &replica.api,
+        "--ca-bundle",
+        s(&bundle),
+        "--cert",
+        s(&first.join("cert.pem")),
+        "--key",
+        s(&first.join("key.pem")),
+        "--reason",
+        "superseded",
+    ]);
+    assert!(!ok, "revoked on a full disk: {stdout}");
+    assert!(
+        stderr.contains("503") && stderr.contains("storage_full"),
+        "{stderr}{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+
+    // Space comes back: the same token works (it was not spent by the failed request),
+    // and the database holds exactly what was acknowledged.
+    std::fs::remove_file(&filler).unwrap();
+    let (ok, stdout, stderr) = issue(&token, "dns:second.localhost", &second);
+    assert!(ok, "{stdout}{stderr}");
+    replica.terminate();
+    assert_eq!(sqlite_rows(&db, "PRAGMA integrity_check"), ["ok"]);
+    assert_eq!(
+        count("SELECT count(*) FROM certificates"),
+        certificates_before + 1
+    );
+    assert_eq!(
+        count("SELECT count(*) FROM certificates WHERE status <> 'issued'"),
+        0,
+        "a pending, failed or revoked row was left"
+    );
+    assert!(count("SELECT count(*) FROM audit_events") > events_before);
+    let (ok, stdout, stderr) = carimbo(&["audit", "verify", "--config", s(&config)]);
+    assert!(ok && stdout.contains("intact"), "{stdout}{stderr}");
+    let log_text = std::fs::read_to_string(&log).unwrap();
+    assert!(log_text.contains("database disk full"), "{log_text}");
+    drop(disk);
 }

@@ -102,6 +102,9 @@ pub enum ApiError {
     /// The database cannot be reached now; nothing was changed by this request.
     #[error("the database is unavailable; retry later")]
     DatabaseUnavailable,
+    /// The database's disk is full; the write was rolled back and nothing was changed.
+    #[error("the database's disk is full; nothing was changed; retry later")]
+    StorageFull,
     /// The request took longer than the service allows.
     #[error("the request took longer than {0} seconds")]
     Timeout(u64),
@@ -233,6 +236,7 @@ impl ApiError {
             Self::IssuerUnavailable(_) => ("issuer_unavailable", StatusCode::SERVICE_UNAVAILABLE),
             Self::Timeout(_) => ("timeout", StatusCode::SERVICE_UNAVAILABLE),
             Self::DatabaseUnavailable => ("database_unavailable", StatusCode::SERVICE_UNAVAILABLE),
+            Self::StorageFull => ("storage_full", StatusCode::SERVICE_UNAVAILABLE),
             Self::Kms(error) => error.code_and_status(),
             Self::Internal(_) => ("internal", StatusCode::INTERNAL_SERVER_ERROR),
         }
@@ -245,6 +249,10 @@ impl From<StoreError> for ApiError {
             StoreError::TokenAlreadyUsed => Self::TokenUsed,
             StoreError::TokenExpired => Self::TokenExpired,
             StoreError::NotFound => Self::NotFound("not found".into()),
+            other if other.is_storage_full() => {
+                tracing::error!(error = %other, "database disk full");
+                Self::StorageFull
+            }
             other if other.is_unavailable() => {
                 tracing::warn!(error = %other, "database unavailable");
                 Self::DatabaseUnavailable

@@ -1441,6 +1441,7 @@ fn store_error(error: carimbo_store::StoreError) -> ApiError {
         StoreError::NotFound => ApiError::NotFound("no such grant".into()),
         StoreError::Invalid(why) => ApiError::MalformedRequest(why),
         StoreError::Conflict(why) => ApiError::Conflict(why),
+        error if error.is_storage_full() => ApiError::StorageFull,
         error if error.is_unavailable() => ApiError::DatabaseUnavailable,
         _ => ApiError::Internal("the grant could not be stored".into()),
     }

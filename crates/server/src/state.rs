@@ -393,8 +393,9 @@ impl AppState {
             })
     }
 
-    /// Records an audit event on this replica's chain. A failure to record is an
-    /// internal error: nothing is returned that the audit trail does not show.
+    /// Records an audit event on this replica's chain. A failure to record refuses the
+    /// request (503 when the database is unreachable or its disk full, else an internal
+    /// error): nothing is returned that the audit trail does not show.
     pub async fn audit(&self, event: Value) -> Result<(), ApiError> {
         self.store
             .append_audit(&self.audit_chain, &event, OffsetDateTime::now_utc())
@@ -402,7 +403,9 @@ impl AppState {
             .map(|_| ())
             .map_err(|e| {
                 tracing::error!(error = %e, "audit append failed");
-                if e.is_unavailable() {
+                if e.is_storage_full() {
+                    ApiError::StorageFull
+                } else if e.is_unavailable() {
                     ApiError::DatabaseUnavailable
                 } else {
                     ApiError::Internal("audit trail unavailable".into())

@@ -65,6 +65,17 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// Whether the database's disk is full (SQLite `SQLITE_FULL`, PostgreSQL
+    /// `53100 disk_full`): the write was rolled back; a 503 until space is freed.
+    pub fn is_storage_full(&self) -> bool {
+        let StoreError::Database(sqlx::Error::Database(database)) = self else {
+            return false;
+        };
+        database
+            .code()
+            .is_some_and(|code| matches!(code.as_ref(), "13" | "53100"))
+    }
+
     /// Whether the database could not be reached or is going away (pool closed or
     /// exhausted, connection lost, server shutting down, SQLite busy): a temporary
     /// condition to answer with 503, unlike a refused or corrupt write.

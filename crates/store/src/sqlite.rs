@@ -153,6 +153,22 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            // SQLite rolls a transaction back by itself on some errors (a full disk
+            // among them); the driver's own ROLLBACK then fails and the connection
+            // stays marked as inside a transaction, refusing every later BEGIN. Such a
+            // connection is closed instead of reused (a new one is opened).
+            .after_release(|connection, _| {
+                Box::pin(async move {
+                    use sqlx::Connection;
+                    let clean = !connection.is_in_transaction();
+                    if !clean {
+                        tracing::warn!(
+                            "SQLite writer connection left inside a transaction; reconnecting"
+                        );
+                    }
+                    Ok(clean)
+                })
+            })
             .connect_with(base.clone())
             .await?;
         migrator().run(&writer).await?;
