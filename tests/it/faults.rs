@@ -40,7 +40,7 @@ fn current_crl(publication: &str, serial: &str) -> Option<(u64, time::OffsetDate
 }
 
 #[test]
-fn a_clock_turned_back_never_dates_a_crl_before_the_last_one() {
+fn a_clock_turned_back_never_dates_a_crl_or_ocsp_answer_before_the_last_one() {
     let Some(library) = faketime() else { return };
     let dir = tempfile::tempdir().unwrap();
     let data = dev_data(dir.path());
@@ -80,6 +80,22 @@ fn a_clock_turned_back_never_dates_a_crl_before_the_last_one() {
             .raw_serial(),
     );
     let (before, last_this_update, _) = current_crl(&replica.publication, &serial).unwrap();
+    let ocsp = |publication: &str| {
+        crate::revocation::openssl_ocsp(
+            &data.join("ceremony/root.pem"),
+            &data.join("ceremony/int-server.pem"),
+            &["-cert", s(&cert.join("cert.pem"))],
+            &format!("{publication}/ocsp"),
+            &[],
+        )
+    };
+    let good = ocsp(&replica.publication);
+    assert!(
+        good.contains(": good"),
+        "{good}{}",
+        std::fs::read_to_string(&first_log).unwrap_or_default()
+    );
+    let good_this_update = ocsp_this_update(&good);
     replica.terminate();
 
     // The same service, its clock two hours behind, revokes: the next CRL is dated no
@@ -109,7 +125,15 @@ fn a_clock_turned_back_never_dates_a_crl_before_the_last_one() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
+    // Its OCSP answer says revoked, dated no earlier than the good answer it replaces.
+    let revoked = ocsp(&behind.publication);
     behind.terminate();
+    assert!(revoked.contains(": revoked"), "{revoked}");
+    let revoked_this_update = ocsp_this_update(&revoked);
+    assert!(
+        revoked_this_update >= good_this_update,
+        "revoked answer dated {revoked_this_update}, before the good one ({good_this_update})"
+    );
     assert!(number > before, "{number} after {before}");
     assert!(
         this_update >= last_this_update,
@@ -120,6 +144,27 @@ fn a_clock_turned_back_never_dates_a_crl_before_the_last_one() {
         log_text.contains("the clock is behind the last CRL"),
         "{log_text}"
     );
+    assert!(
+        log_text.contains("OCSP answer dated at the certificate's last thisUpdate"),
+        "{log_text}"
+    );
+}
+
+/// The `This Update` of an `openssl ocsp` report, in unix seconds (read by `date`).
+fn ocsp_this_update(report: &str) -> i64 {
+    let line = report
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("This Update: "))
+        .unwrap_or_else(|| panic!("no This Update in {report}"));
+    let output = Command::new("date")
+        .args(["-u", "-d", line, "+%s"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "date cannot read {line:?}");
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .unwrap()
 }
 
 /// The serial (hex) of the certificate in `dir/cert.pem`.

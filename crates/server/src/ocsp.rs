@@ -524,7 +524,18 @@ impl OcspService {
             Some(record) if &record.issuer == issuer_name => status_of(record),
             _ => CertStatus::Unknown,
         };
-        let signed = match self.sign(index, cert_id, &status, nonce, now).await {
+        let floor = match &record {
+            Some(record) if &record.issuer == issuer_name => {
+                let floor = state.store.ocsp_this_update_floor(&record.serial).await;
+                self.note_database(&floor);
+                match floor {
+                    Ok(floor) => floor,
+                    Err(_) => return OcspReply::Error(OcspResponseStatus::TryLater),
+                }
+            }
+            _ => None,
+        };
+        let signed = match self.sign(index, cert_id, &status, nonce, now, floor).await {
             Ok(signed) => signed,
             Err(error) => {
                 tracing::error!(issuer = %issuer_name, error = %error, "OCSP signing failed");
@@ -585,8 +596,10 @@ impl OcspService {
         }
     }
 
-    /// Signs one answer with the issuer's current responder. Returns the DER, its
-    /// thisUpdate and nextUpdate, and the responder's serial.
+    /// Signs one answer with the issuer's current responder, dated no earlier than
+    /// `floor` (the latest thisUpdate ever stored for the certificate: a clock that went
+    /// back must not date an answer — a revoked one after a good one — before it).
+    /// Returns the DER, its thisUpdate and nextUpdate, and the responder's serial.
     async fn sign(
         &self,
         index: usize,
@@ -594,12 +607,22 @@ impl OcspService {
         status: &CertStatus,
         nonce: Option<&[u8]>,
         now: OffsetDateTime,
+        floor: Option<OffsetDateTime>,
     ) -> Result<(Vec<u8>, OffsetDateTime, OffsetDateTime, String), String> {
         let responder = self
             .current_responder(index)
             .filter(|r| r.not_after > now + RESPONDER_MIN_LEFT)
             .ok_or_else(|| "no valid OCSP responder certificate".to_owned())?;
-        let this_update = now - THIS_UPDATE_BACKDATE;
+        let mut this_update = now - THIS_UPDATE_BACKDATE;
+        if let Some(floor) = floor.filter(|floor| *floor > this_update) {
+            tracing::warn!(
+                %floor,
+                clock = %now,
+                "OCSP answer dated at the certificate's last thisUpdate: this clock is behind it"
+            );
+            this_update = floor;
+        }
+        let now = now.max(this_update);
         let validity = if matches!(status, CertStatus::Unknown) {
             self.unknown_validity
         } else {
@@ -656,6 +679,11 @@ impl OcspService {
         let serial = serial_bytes(&record.serial)
             .ok_or_else(|| RefreshError::Failed("bad serial".into()))?;
         let now = OffsetDateTime::now_utc();
+        let floor = state
+            .store
+            .ocsp_this_update_floor(&record.serial)
+            .await
+            .map_err(|e| RefreshError::Failed(e.to_string()))?;
         for hash in hashes {
             let epoch = self.epoch.load(Ordering::SeqCst);
             let cert_id = self.issuers[index]
@@ -663,7 +691,7 @@ impl OcspService {
                 .cert_id(*hash, &serial)
                 .map_err(|e| RefreshError::Failed(e.to_string()))?;
             let (der, this_update, next_update, responder) = self
-                .sign(index, &cert_id, &status, None, now)
+                .sign(index, &cert_id, &status, None, now, floor)
                 .await
                 .map_err(RefreshError::Failed)?;
             let stored = state

@@ -110,6 +110,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit heads",
         include_str!("../../../migrations/postgres/0008_audit_heads.sql"),
     ),
+    (
+        10,
+        "ocsp floors",
+        include_str!("../../../migrations/postgres/0010_ocsp_floors.sql"),
+    ),
 ];
 
 /// Tuning of a [`PostgresStore`]. The connection URL (which may carry a password) is

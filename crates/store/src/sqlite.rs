@@ -74,6 +74,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit heads",
         include_str!("../../../migrations/sqlite/0008_audit_heads.sql"),
     ),
+    (
+        10,
+        "ocsp floors",
+        include_str!("../../../migrations/sqlite/0010_ocsp_floors.sql"),
+    ),
 ];
 
 /// How long an operation waits for a pooled connection (writes queue for the single

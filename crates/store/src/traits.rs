@@ -268,6 +268,16 @@ pub trait RevocationStore: Send + Sync + fmt::Debug {
         cert_id_hash: &str,
     ) -> Result<Option<StoredOcspResponse>, StoreError>;
 
+    /// The latest `this_update` of any answer stored for `serial` — including the
+    /// answers a revocation deleted — or `None` when none was ever stored. A new answer
+    /// must not be dated before it.
+    ///
+    /// Errors: [`StoreError::Invalid`] for a malformed serial.
+    async fn ocsp_this_update_floor(
+        &self,
+        serial: &str,
+    ) -> Result<Option<OffsetDateTime>, StoreError>;
+
     /// Stores (inserts or replaces) an answer, only if — checked inside the same write
     /// transaction — the certificate's status is still the one the answer states
     /// (issued for Good, revoked for Revoked, with the current reason) and the stored

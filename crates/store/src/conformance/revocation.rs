@@ -86,11 +86,17 @@ pub(crate) async fn revoking_changes_status_logs_bumps_the_head_and_drops_the_oc
         return;
     };
     let store = f.store();
+    assert_eq!(store.ocsp_this_update_floor("0a").await.unwrap(), None);
     assert!(
         store
             .store_ocsp_response(&answer("0a", OcspCertStatus::Good, NOW), None)
             .await
             .unwrap()
+    );
+    let good_this_update = answer("0a", OcspCertStatus::Good, NOW).this_update;
+    assert_eq!(
+        store.ocsp_this_update_floor("0a").await.unwrap(),
+        Some(good_this_update)
     );
     assert_eq!(store.last_revocation_id().await.unwrap(), 0);
     assert_eq!(store.crl_head("int-server").await.unwrap(), None);
@@ -105,6 +111,11 @@ pub(crate) async fn revoking_changes_status_logs_bumps_the_head_and_drops_the_oc
     assert_eq!(outcome.record.revocation_reason, Some(4));
     assert_eq!(store.certificate("0a").await.unwrap(), Some(outcome.record));
     assert_eq!(store.ocsp_response("0a", "sha1").await.unwrap(), None);
+    // The answer is gone, its thisUpdate stays as the floor of the next one.
+    assert_eq!(
+        store.ocsp_this_update_floor("0a").await.unwrap(),
+        Some(good_this_update)
+    );
     assert!(!store.is_key_blocked(&"ab".repeat(32)).await.unwrap());
 
     let head = store.crl_head("int-server").await.unwrap().unwrap();

@@ -221,6 +221,18 @@ impl RevocationStore for PostgresStore {
         };
         // Same transaction: no reader can see the revoked status and still be served a
         // stored `good`.
+        // The answers go, their latest thisUpdate stays: later answers never
+        // predate it.
+        sqlx::query(
+            "INSERT INTO ocsp_floors (serial, this_update) \
+             SELECT serial, max(this_update) FROM ocsp_responses WHERE serial = $1 \
+             GROUP BY serial \
+             ON CONFLICT (serial) DO UPDATE SET \
+             this_update = GREATEST(ocsp_floors.this_update, excluded.this_update)",
+        )
+        .bind(&serial)
+        .execute(&mut *transaction)
+        .await?;
         sqlx::query("DELETE FROM ocsp_responses WHERE serial = $1")
             .bind(&serial)
             .execute(&mut *transaction)
@@ -548,6 +560,23 @@ impl RevocationStore for PostgresStore {
         .as_ref()
         .map(ocsp_response_from_row)
         .transpose()
+    }
+
+    async fn ocsp_this_update_floor(
+        &self,
+        serial: &str,
+    ) -> Result<Option<OffsetDateTime>, StoreError> {
+        let serial = serial_argument(serial)?;
+        let floor: Option<i64> = sqlx::query_scalar(
+            "SELECT max(this_update) FROM (\
+             SELECT this_update FROM ocsp_responses WHERE serial = $1 \
+             UNION ALL SELECT this_update FROM ocsp_floors WHERE serial = $2) AS answers",
+        )
+        .bind(&serial)
+        .bind(&serial)
+        .fetch_one(&self.pool)
+        .await?;
+        floor.map(|at| time_from(at, "this_update")).transpose()
     }
 
     async fn store_ocsp_response(
