@@ -355,3 +355,119 @@ operations = ["encrypt", "decrypt", "datakey"]
         [format!("KMS client token ({kms_client:.16}…)")]
     );
 }
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
+
+#[test]
+fn the_ceremony_leaves_no_pin_or_share_outside_the_share_files() {
+    use carimbo_ceremony::credentials::PinCheckFile;
+    use carimbo_ceremony::shares::{ShareFile, join};
+    let Some(pki) = carimbo_tests::ceremony_pki() else {
+        return;
+    };
+    // The secrets: each share's value, and each PIN joined back from its shares.
+    let files = files_under(&pki.dir);
+    let mut secrets = Vec::new();
+    let mut by_secret: std::collections::BTreeMap<(String, String), Vec<ShareFile>> =
+        Default::default();
+    for path in files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "share"))
+    {
+        let share = ShareFile::parse(&std::fs::read_to_string(path).unwrap(), path).unwrap();
+        let shown = format!("{share:?}");
+        assert!(
+            shown.contains("[redacted]") && !shown.contains(&hex::encode(&share.value[..])),
+            "{shown}"
+        );
+        secrets.push(Secret::bytes(
+            &format!("share of {} held by {}", share.secret, share.holder),
+            &share.value,
+            None,
+        ));
+        let role_dir = path
+            .parent()
+            .unwrap()
+            .file_name()
+            .unwrap()
+            .to_string_lossy();
+        let role = role_dir.trim_end_matches("-shares").to_owned();
+        by_secret
+            .entry((role, share.secret.clone()))
+            .or_default()
+            .push(share);
+    }
+    let mut pins = 0;
+    for ((role, what), shares) in by_secret {
+        // PIN shares come with a PIN check file; other shares (the backup wrapping
+        // key's) are searched for by their values only.
+        let Ok(checks) = std::fs::read_to_string(pki.path(&format!("{role}-pins.toml"))) else {
+            continue;
+        };
+        let check: PinCheckFile = toml::from_str(&checks).unwrap();
+        let check = if what.contains("SO PIN") {
+            &check.so
+        } else {
+            &check.user
+        };
+        let needed = usize::from(shares[0].threshold);
+        let pin = join(&shares[..needed], &what, check).unwrap();
+        secrets.push(Secret::bytes(
+            &what,
+            &pin,
+            Some(std::str::from_utf8(&pin).unwrap()),
+        ));
+        pins += 1;
+    }
+    assert!(
+        pins >= 4,
+        "expected the user and SO PINs of two tokens, got {pins}"
+    );
+
+    // Where they must not be: everything the ceremonies printed, and every file they
+    // wrote except the share files themselves (transcripts, PIN checks, certificates,
+    // key records, configs).
+    let mut found = Vec::new();
+    for (run, output) in &pki.outputs {
+        for leak in leaks(&secrets, output) {
+            found.push(format!("{leak} in the output of ca-ceremony {run}"));
+        }
+    }
+    let mut searched = 0;
+    for path in files
+        .iter()
+        .filter(|p| p.extension().is_none_or(|e| e != "share"))
+    {
+        let text = String::from_utf8_lossy(&std::fs::read(path).unwrap()).into_owned();
+        for leak in leaks(&secrets, &text) {
+            found.push(format!("{leak} in {}", path.display()));
+        }
+        searched += 1;
+    }
+    assert!(found.is_empty(), "secrets leaked: {found:#?}");
+    assert!(searched >= 20, "only {searched} files searched");
+
+    // The search finds a planted share value and a planted PIN.
+    let transcript = files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .expect("a transcript");
+    let mut planted = std::fs::read_to_string(transcript).unwrap();
+    planted.push_str(&secrets[0].forms[1]);
+    assert_eq!(leaks(&secrets, &planted).len(), 1);
+    let pin = secrets.last().unwrap();
+    let planted = format!("debug: pin={}", pin.forms.last().unwrap());
+    assert!(!leaks(&secrets, &planted).is_empty(), "{planted}");
+}

@@ -325,6 +325,8 @@ pub struct CeremonyPki {
     pub credentials: PathBuf,
     /// Final transcript hashes printed by each ceremony, by transcript file name.
     pub final_hashes: Vec<(String, String)>,
+    /// What each ceremony printed (stdout, then stderr), by `kind file`.
+    pub outputs: Vec<(String, String)>,
     _keep: tempfile::TempDir,
 }
 
@@ -420,9 +422,14 @@ pub fn ceremony_pki() -> Option<&'static CeremonyPki> {
     Some(PKI.get_or_init(|| {
         let (keep, dir, credentials) = ceremony_workspace(token);
         let mut final_hashes = Vec::new();
+        let mut outputs = Vec::new();
         for (kind, file) in EXAMPLE_CEREMONIES {
             let output = run_ceremony(&dir, &credentials, kind, file, &[]);
             let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+            outputs.push((
+                format!("{kind} {file}"),
+                format!("{stdout}{}", String::from_utf8_lossy(&output.stderr)),
+            ));
             assert!(
                 output.status.success(),
                 "ca-ceremony {kind} {file} failed: {}{stdout}",
@@ -441,6 +448,7 @@ pub fn ceremony_pki() -> Option<&'static CeremonyPki> {
             dir,
             credentials,
             final_hashes,
+            outputs,
             _keep: keep,
         }
     }))

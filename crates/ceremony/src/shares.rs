@@ -91,8 +91,8 @@ fn mac(salt: &[u8], secret: &[u8]) -> Vec<u8> {
     aws_lc_rs::hmac::sign(&key, secret).as_ref().to_vec()
 }
 
-/// One holder's share, as written to and read from a share file.
-#[derive(Debug)]
+/// One holder's share, as written to and read from a share file. `Debug` shows who
+/// holds it, never its value.
 pub struct ShareFile {
     /// What the secret is (`root user PIN`).
     pub secret: String,
@@ -104,6 +104,18 @@ pub struct ShareFile {
     pub count: u8,
     /// The share bytes (x coordinate first).
     pub value: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for ShareFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShareFile")
+            .field("secret", &self.secret)
+            .field("holder", &self.holder)
+            .field("threshold", &self.threshold)
+            .field("count", &self.count)
+            .field("value", &"[redacted]")
+            .finish()
+    }
 }
 
 impl ShareFile {

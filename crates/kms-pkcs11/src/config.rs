@@ -314,6 +314,18 @@ mod tests {
 
     const BASE: &str = "version = 1\nmodule = \"/opt/hsm/lib.so\"\ntoken-label = \"kms\"\n";
 
+    /// Compiles only for types that wipe themselves when dropped.
+    fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>(_: &T) {}
+
+    #[test]
+    fn a_pin_is_wiped_on_drop_and_redacted_in_debug_output() {
+        let pin = Pin::new("4711-secret-pin".into());
+        // The PIN's one field is wiped when the PIN is dropped.
+        zeroized_on_drop(&pin.0);
+        let shown = format!("{pin:?} {:?}", Some(&pin));
+        assert!(!shown.contains("4711"), "{shown}");
+    }
+
     fn parse(text: &str) -> Result<Pkcs11Config, String> {
         Pkcs11Config::from_toml_str(text, Path::new("/etc/carimbo")).map_err(|e| e.to_string())
     }

@@ -145,3 +145,30 @@ pub(crate) fn aes_gcm_unwrap(
     buffer.truncate(plaintext_len);
     Ok(buffer)
 }
+
+#[cfg(test)]
+mod tests {
+    use zeroize::Zeroize;
+
+    use super::DataEncryptionKey;
+
+    /// Compiles only for types that wipe themselves when dropped.
+    fn zeroized_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+
+    #[test]
+    fn a_data_key_wipes_all_its_bytes_and_does_so_on_drop() {
+        // Dropping runs the same wipe as `zeroize` (derived `ZeroizeOnDrop`).
+        zeroized_on_drop::<DataEncryptionKey>();
+        zeroized_on_drop::<zeroize::Zeroizing<Vec<u8>>>();
+        let mut key = DataEncryptionKey::from_slice(&[0xa5; DataEncryptionKey::LEN]).unwrap();
+        key.zeroize();
+        assert_eq!(key.expose(), &[0u8; DataEncryptionKey::LEN]);
+    }
+
+    #[test]
+    fn a_data_key_is_redacted_in_debug_output() {
+        let key = DataEncryptionKey::from_slice(&[0xa5; DataEncryptionKey::LEN]).unwrap();
+        let shown = format!("{key:?}");
+        assert!(!shown.contains("a5") && !shown.contains("165"), "{shown}");
+    }
+}
