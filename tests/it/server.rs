@@ -1386,6 +1386,23 @@ fn post_renewal(ca: &TestCa, body: Vec<u8>, proof: &str) -> (u16, Value) {
 }
 
 #[test]
+fn a_name_outside_the_issuers_name_constraints_is_a_403_naming_them() {
+    // The provisioner allows dns:localhost; the issuing CA's name constraints permit
+    // example.com and example.internal only.
+    let Some(ca) = test_ca() else { return };
+    let request = p256(&["subjectAltName=DNS:localhost"]);
+    let token = ca.token("lab", "server", &["dns:localhost"], "1h", "5m");
+    let (status, reply) = ca.issue(&token, &request.csr, "server", None);
+    assert_eq!(status, 403, "{reply}");
+    assert_eq!(reply["code"], "forbidden", "{reply}");
+    let detail = reply["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("dns:localhost") && detail.contains("name constraints"),
+        "{detail}"
+    );
+}
+
+#[test]
 fn renewal_is_refused_when_it_must_be() {
     let Some(ca) = test_ca() else { return };
     let now = || time::OffsetDateTime::now_utc().unix_timestamp();

@@ -361,9 +361,16 @@ async fn issue_inner(
             ocsp_responders: vec![format!("{base}/ocsp")],
             ca_issuers: vec![format!("{base}/ca/{}.cer", issuer.name)],
         };
-        let prepared = prepare_leaf(&template, &issuer.info, now).map_err(|e| {
-            tracing::error!(error = %e, "a leaf failed the lints");
-            ApiError::Internal(format!("the certificate failed the lints: {e}"))
+        let prepared = prepare_leaf(&template, &issuer.info, now).map_err(|e| match e {
+            // The provisioner allowed a name the issuing CA may not certify: a refusal
+            // of the request (the config should narrow the provisioner), not a fault.
+            carimbo_pki::PkiError::Leaf(carimbo_pki::LeafError::NameNotPermitted { .. }) => {
+                ApiError::Forbidden(e.to_string())
+            }
+            e => {
+                tracing::error!(error = %e, "a leaf failed the lints");
+                ApiError::Internal(format!("the certificate failed the lints: {e}"))
+            }
         })?;
         let intent = IssuanceIntent {
             serial: serial.to_hex(),
