@@ -6,7 +6,10 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::cli_dev::{dev_data, free_port};
-use crate::replicas::{admin_revoke_one, carimbo, issue_through, serve_config, start_replica_with};
+use crate::replicas::{
+    admin_revoke_one, carimbo, issue_through, issue_with_token, mint_token, serve_config,
+    start_replica_with,
+};
 use crate::revocation::plain_http;
 use crate::server::s;
 
@@ -349,42 +352,9 @@ fn a_full_disk_fails_the_request_cleanly_and_leaves_nothing_half_written() {
     let first = dir.path().join("first");
     issue_through(&replica, &data, "dns:first.localhost", &first);
     let bundle = data.join("ca-bundle.pem");
-    let mint = |san: &str| {
-        let (ok, token, stderr) = carimbo(&[
-            "token",
-            "create",
-            "--ca",
-            &replica.api,
-            "--ca-bundle",
-            s(&bundle),
-            "--admin-token-file",
-            s(&data.join("admin.token")),
-            "--provisioner",
-            "dev",
-            "--profile",
-            "server",
-            "--san",
-            san,
-        ]);
-        assert!(ok, "{stderr}");
-        token.trim().to_owned()
-    };
+    let mint = |san: &str| mint_token(&replica.api, &bundle, &data.join("admin.token"), "dev", san);
     let issue = |token: &str, san: &str, out: &std::path::Path| {
-        carimbo(&[
-            "issue",
-            "--ca",
-            &replica.api,
-            "--ca-bundle",
-            s(&bundle),
-            "--token",
-            token,
-            "--profile",
-            "server",
-            "--san",
-            san,
-            "--out",
-            s(out),
-        ])
+        issue_with_token(&replica.api, &bundle, token, san, out)
     };
     let token = mint("dns:second.localhost");
     let db = data.join("carimbo.db");

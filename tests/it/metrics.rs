@@ -911,39 +911,11 @@ max-ttl = "7d"
 /// CLI printed.
 fn issue_through_cli(replica: &crate::replicas::Replica, dir: &Path, san: &str) -> String {
     let bundle = dir.join("tls/server.pem");
-    let (ok, token, stderr) = crate::replicas::carimbo(&[
-        "token",
-        "create",
-        "--ca",
-        &replica.api,
-        "--ca-bundle",
-        s(&bundle),
-        "--admin-token-file",
-        s(&dir.join("admin.token")),
-        "--provisioner",
-        "lab",
-        "--profile",
-        "server",
-        "--san",
-        san,
-    ]);
-    assert!(ok, "{stderr}");
+    let token =
+        crate::replicas::mint_token(&replica.api, &bundle, &dir.join("admin.token"), "lab", san);
     let out = dir.join(san.replace(':', "-"));
-    let (ok, stdout, stderr) = crate::replicas::carimbo(&[
-        "issue",
-        "--ca",
-        &replica.api,
-        "--ca-bundle",
-        s(&bundle),
-        "--token",
-        token.trim(),
-        "--profile",
-        "server",
-        "--san",
-        san,
-        "--out",
-        s(&out),
-    ]);
+    let (ok, stdout, stderr) =
+        crate::replicas::issue_with_token(&replica.api, &bundle, &token, san, &out);
     if ok {
         String::new()
     } else {

@@ -285,43 +285,69 @@ fn two_replicas_on_one_postgresql_database_are_one_ca() {
     drop(database);
 }
 
-/// Mints a bootstrap token for `san` (provisioner `dev`, profile server) through
-/// `replica` with the admin token in `data`, and issues a certificate with it into
-/// `out`, both with the `carimbo` CLI; panics with its message on failure.
-pub(crate) fn issue_through(replica: &Replica, data: &Path, san: &str, out: &Path) {
-    let bundle = data.join("ca-bundle.pem");
+/// Mints a bootstrap token for `san` (profile server) from `provisioner` through the
+/// CA API at `api` (trusted through `bundle`) with the admin token in `admin_token`,
+/// with the `carimbo` CLI; panics with its message on failure.
+pub(crate) fn mint_token(
+    api: &str,
+    bundle: &Path,
+    admin_token: &Path,
+    provisioner: &str,
+    san: &str,
+) -> String {
     let (ok, token, stderr) = carimbo(&[
         "token",
         "create",
         "--ca",
-        &replica.api,
+        api,
         "--ca-bundle",
-        s(&bundle),
+        s(bundle),
         "--admin-token-file",
-        s(&data.join("admin.token")),
+        s(admin_token),
         "--provisioner",
-        "dev",
+        provisioner,
         "--profile",
         "server",
         "--san",
         san,
     ]);
     assert!(ok, "{stderr}");
-    let (ok, _, stderr) = carimbo(&[
+    token.trim().to_owned()
+}
+
+/// Issues a server certificate for `san` with `token` through the CA API at `api`
+/// into `out`, with the `carimbo` CLI: whether it succeeded, its stdout and stderr.
+pub(crate) fn issue_with_token(
+    api: &str,
+    bundle: &Path,
+    token: &str,
+    san: &str,
+    out: &Path,
+) -> (bool, String, String) {
+    carimbo(&[
         "issue",
         "--ca",
-        &replica.api,
+        api,
         "--ca-bundle",
-        s(&bundle),
+        s(bundle),
         "--token",
-        token.trim(),
+        token,
         "--profile",
         "server",
         "--san",
         san,
         "--out",
         s(out),
-    ]);
+    ])
+}
+
+/// Mints a bootstrap token for `san` (provisioner `dev`, profile server) through
+/// `replica` with the admin token in `data`, and issues a certificate with it into
+/// `out`, both with the `carimbo` CLI; panics with its message on failure.
+pub(crate) fn issue_through(replica: &Replica, data: &Path, san: &str, out: &Path) {
+    let bundle = data.join("ca-bundle.pem");
+    let token = mint_token(&replica.api, &bundle, &data.join("admin.token"), "dev", san);
+    let (ok, _, stderr) = issue_with_token(&replica.api, &bundle, &token, san, out);
     assert!(ok, "{stderr}");
 }
 
