@@ -280,21 +280,13 @@ impl Pkcs11Error {
     /// Whether the session the error came from must be closed rather than reused: the
     /// session, the login or the token itself is gone or in an unknown state.
     pub(crate) fn spoils_session(&self) -> bool {
-        matches!(self, Self::TokenGone { .. })
+        self.token_gone()
             || matches!(
                 self.return_value(),
                 Some(
-                    RvError::SessionHandleInvalid
-                        | RvError::SessionClosed
-                        | RvError::SessionCount
-                        | RvError::DeviceError
+                    RvError::SessionCount
                         | RvError::DeviceMemory
-                        | RvError::DeviceRemoved
                         | RvError::GeneralError
-                        | RvError::TokenNotPresent
-                        | RvError::TokenNotRecognized
-                        | RvError::CryptokiNotInitialized
-                        | RvError::UserNotLoggedIn
                         | RvError::OperationActive
                         | RvError::FunctionCanceled
                 )
