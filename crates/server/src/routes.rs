@@ -685,13 +685,25 @@ async fn bulk_revoke(
         revocation::bulk(&state, &name, body, &request_id).await
     }
     .await;
+    admin_reply(&state, "revocation.bulk", &request_id, result).await
+}
+
+/// The reply of an admin request identified by `request_id`: its JSON, or its error
+/// after an `admin.refused` audit event naming `action` (recorded on a best-effort
+/// basis: the refusal is answered even when the audit trail cannot take it).
+async fn admin_reply(
+    state: &AppState,
+    action: &str,
+    request_id: &str,
+    result: Result<Value, ApiError>,
+) -> Response {
     let response = match result {
         Ok(value) => Json(value).into_response(),
         Err(error) => {
             let _ = state
                 .audit(json!({
                     "type": "admin.refused",
-                    "action": "revocation.bulk",
+                    "action": action,
                     "request_id": request_id,
                     "code": error.code_and_status().0,
                     "reason": error.to_string(),
@@ -700,7 +712,7 @@ async fn bulk_revoke(
             error.into_response()
         }
     };
-    with_request_id(response, &request_id)
+    with_request_id(response, request_id)
 }
 
 /// `GET /v1/admin/certificates?…`: the certificate inventory (`admin` or `auditor`).
@@ -729,22 +741,7 @@ async fn search_certificates(
         Ok::<_, ApiError>(reply)
     }
     .await;
-    let response = match result {
-        Ok(value) => Json(value).into_response(),
-        Err(error) => {
-            let _ = state
-                .audit(json!({
-                    "type": "admin.refused",
-                    "action": "certificates.search",
-                    "request_id": request_id,
-                    "code": error.code_and_status().0,
-                    "reason": error.to_string(),
-                }))
-                .await;
-            error.into_response()
-        }
-    };
-    with_request_id(response, &request_id)
+    admin_reply(&state, "certificates.search", &request_id, result).await
 }
 
 /// An HTTP date (RFC 9110 IMF-fixdate).
