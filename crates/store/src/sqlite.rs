@@ -74,6 +74,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit heads",
         include_str!("../../../migrations/sqlite/0008_audit_heads.sql"),
     ),
+    (
+        9,
+        "acme",
+        include_str!("../../../migrations/sqlite/0009_acme.sql"),
+    ),
 ];
 
 /// How long an operation waits for a pooled connection (writes queue for the single
@@ -780,6 +785,7 @@ impl AuditStore for SqliteStore {
     }
 }
 
+mod acme;
 mod audit_heads;
 mod grants;
 mod inventory;

@@ -531,6 +531,7 @@ pub trait Store:
     + KmsGrantStore
     + KmsInventoryStore
     + OperationsStore
+    + crate::AcmeStore
     + carimbo_kms::KeyringStore
 {
 }
@@ -545,6 +546,7 @@ impl<
         + KmsGrantStore
         + KmsInventoryStore
         + OperationsStore
+        + crate::AcmeStore
         + carimbo_kms::KeyringStore,
 > Store for T
 {
