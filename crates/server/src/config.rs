@@ -87,6 +87,41 @@ pub struct ServerConfig {
     /// `GET /metrics` (defaults when absent: on, auditor or admin token required).
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// ACME (RFC 8555) challenge validation settings (docs/acme.md); ACME itself is on
+    /// for every profile an ACME provisioner grants.
+    #[serde(default)]
+    pub acme: AcmeSection,
+}
+
+/// How the ACME server validates challenges.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(default)]
+pub struct AcmeSection {
+    /// Port of http-01 validation requests (default 80, as RFC 8555 §8.3 requires;
+    /// another port only for tests and closed networks).
+    pub http_01_port: u16,
+    /// Address ranges (CIDR, e.g. `10.0.0.0/8`, `::1/128`) validation may reach even
+    /// though they are refused by default: loopback, private (RFC 1918, unique local),
+    /// link-local, shared (100.64/10), unspecified, multicast and broadcast addresses.
+    /// Every other address is reachable.
+    pub allow_networks: Vec<String>,
+    /// Time limit of one challenge validation: resolution, connection, redirects and
+    /// response (default 10s).
+    pub validation_timeout: Span,
+    /// Lifetime of orders and their authorizations (default 1h).
+    pub order_lifetime: Span,
+}
+
+impl Default for AcmeSection {
+    fn default() -> Self {
+        Self {
+            http_01_port: 80,
+            allow_networks: Vec::new(),
+            validation_timeout: Span(time::Duration::seconds(10)),
+            order_lifetime: Span(time::Duration::hours(1)),
+        }
+    }
 }
 
 /// Who may read `GET /metrics`.
@@ -483,9 +518,10 @@ fn default_true() -> bool {
 pub struct ProvisionerSection {
     /// Name.
     pub name: String,
-    /// `token` (one-time bootstrap tokens minted by an admin) or `jwt` (OIDC/JWT
+    /// `token` (one-time bootstrap tokens minted by an admin), `jwt` (OIDC/JWT
     /// bearer tokens, e.g. Kubernetes service-account tokens; settings in
-    /// `[provisioners.jwt]`).
+    /// `[provisioners.jwt]`) or `acme` (ACME clients, at `/acme/{profile}/directory`
+    /// for each of its profiles; at most one ACME provisioner per profile).
     #[serde(rename = "type")]
     pub kind: String,
     /// JWT settings (type `jwt` only).
@@ -752,6 +788,43 @@ impl LoadedConfig {
         Ok(())
     }
 
+    fn check_acme(&self) -> Result<(), ServerError> {
+        let mut profiles = std::collections::HashMap::new();
+        for (index, provisioner) in self.config.provisioners.iter().enumerate() {
+            if provisioner.kind != "acme" {
+                continue;
+            }
+            for profile in &provisioner.profiles {
+                if let Some(other) = profiles.insert(profile.as_str(), provisioner.name.as_str()) {
+                    return Err(self.error(
+                        &format!("provisioners[{index}].profiles"),
+                        format!(
+                            "profile {profile:?} is already granted by ACME provisioner {other:?} \
+                             (one ACME provisioner per profile)"
+                        ),
+                    ));
+                }
+            }
+        }
+        let acme = &self.config.acme;
+        if acme.http_01_port == 0 {
+            return Err(self.error("acme.http-01-port", "must be a port number (1-65535)"));
+        }
+        for (index, network) in acme.allow_networks.iter().enumerate() {
+            crate::acme::validation::Network::parse(network)
+                .map_err(|e| self.error(&format!("acme.allow-networks[{index}]"), e))?;
+        }
+        let timeout = acme.validation_timeout.0;
+        if timeout < time::Duration::seconds(1) || timeout > time::Duration::minutes(2) {
+            return Err(self.error("acme.validation-timeout", "must be between 1s and 2m"));
+        }
+        let lifetime = acme.order_lifetime.0;
+        if lifetime < time::Duration::minutes(1) || lifetime > time::Duration::days(7) {
+            return Err(self.error("acme.order-lifetime", "must be between 1m and 7d"));
+        }
+        Ok(())
+    }
+
     /// The rule `index` of `kms.rules`, checked.
     pub fn kms_rule(
         &self,
@@ -861,7 +934,8 @@ impl LoadedConfig {
                 ("jwt", Some(settings)) => settings
                     .check()
                     .map_err(|e| self.error(&format!("provisioners[{index}].jwt"), e))?,
-                ("token", Some(_)) => {
+                ("acme", None) => {}
+                ("token" | "acme", Some(_)) => {
                     return Err(self.error(
                         &format!("provisioners[{index}].jwt"),
                         "only provisioners of type jwt take JWT settings",
@@ -876,7 +950,7 @@ impl LoadedConfig {
                 (other, _) => {
                     return Err(self.error(
                         &format!("provisioners[{index}].type"),
-                        format!("unknown provisioner type {other:?} (token or jwt)"),
+                        format!("unknown provisioner type {other:?} (token, jwt or acme)"),
                     ));
                 }
             }
@@ -887,6 +961,7 @@ impl LoadedConfig {
                 ));
             }
         }
+        self.check_acme()?;
         if let Some(kms) = &config.kms {
             self.check_kms(kms)?;
         }

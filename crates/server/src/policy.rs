@@ -94,6 +94,9 @@ pub struct Provisioner {
     pub token_lifetime: time::Duration,
     /// For JWT provisioners: the verifier (JWKS loaded, algorithms pinned).
     pub jwt: Option<std::sync::Arc<crate::jwt::JwtVerifier>>,
+    /// Whether it is an ACME provisioner (its accounts order through `/acme/…`; it
+    /// mints no bootstrap tokens).
+    pub acme: bool,
 }
 
 impl Provisioner {
@@ -136,6 +139,7 @@ impl Provisioner {
             lineage_max_age: section.lineage_max_age.0,
             token_lifetime: section.token_lifetime.0,
             jwt,
+            acme: section.kind == "acme",
         })
     }
 

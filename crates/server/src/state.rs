@@ -162,6 +162,8 @@ pub struct AppState {
     pub metrics_settings: crate::config::MetricsSection,
     /// Sessions of the admin dashboard (`/admin`), in this replica's memory.
     pub dashboard_sessions: crate::dashboard::Sessions,
+    /// ACME challenge validation settings.
+    pub acme: crate::acme::AcmeSettings,
 }
 
 /// SHA-256 of `bytes`.
@@ -360,6 +362,8 @@ impl AppState {
             metrics,
             metrics_settings: config.metrics.clone(),
             dashboard_sessions: crate::dashboard::Sessions::default(),
+            acme: crate::acme::AcmeSettings::from_config(&config.acme)
+                .map_err(|e| ServerError::Config(format!("acme: {e}")))?,
             issuers,
             profiles,
             provisioners,

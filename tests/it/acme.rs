@@ -1,0 +1,644 @@
+//! ACME (RFC 8555) against `carimbo dev`: the real certbot obtains, renews and revokes
+//! a certificate with http-01; a small client written here checks that refused
+//! requests get their RFC 8555 error type and change nothing.
+//!
+//! Names under `localhost` are validated on 127.0.0.1 (the dev config lets validation
+//! reach loopback); the http-01 port is moved off 80 in the dev config.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{self, EcdsaKeyPair, KeyPair};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use carimbo_tests::{openssl, skip};
+use serde_json::{Value, json};
+
+use crate::cli_dev::{free_port, start_dev};
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A data directory of `carimbo dev` listening on `api` and `publication`, whose ACME
+/// validation uses `http_port` (the first run writes the config; the test's run reads
+/// it back).
+fn dev_with_http_port(
+    dir: &Path,
+    http_port: u16,
+    api: u16,
+    publication: u16,
+) -> std::path::PathBuf {
+    let data = dir.join("data");
+    let (mut first, _) = start_dev(&data, api, publication);
+    first.kill().unwrap();
+    let _ = first.wait();
+    let config = data.join("carimbo.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    assert!(text.contains("http-01-port = 80\n"), "dev config changed");
+    std::fs::write(
+        &config,
+        text.replace(
+            "http-01-port = 80\n",
+            &format!("http-01-port = {http_port}\n"),
+        ),
+    )
+    .unwrap();
+    data
+}
+
+fn server_log(data: &Path) -> String {
+    std::fs::read_to_string(data.with_extension("log")).unwrap_or_default()
+}
+
+#[test]
+fn certbot_obtains_renews_and_revokes_over_http_01() {
+    if Command::new("certbot").arg("--version").output().is_err() {
+        skip("certbot", "not on PATH (Debian package certbot)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let http_port = free_port();
+    let (api, publication) = (free_port(), free_port());
+    let data = dev_with_http_port(dir.path(), http_port, api, publication);
+    let (mut dev, _) = start_dev(&data, api, publication);
+    let directory = format!("https://127.0.0.1:{api}/acme/server/directory");
+    let certbot_dir = dir.path().join("certbot");
+    let certbot = |args: &[&str]| {
+        let output = Command::new("certbot")
+            .args(args)
+            .args(["--server", &directory])
+            .arg("--config-dir")
+            .arg(certbot_dir.join("config"))
+            .arg("--work-dir")
+            .arg(certbot_dir.join("work"))
+            .arg("--logs-dir")
+            .arg(certbot_dir.join("logs"))
+            .args(["--non-interactive", "--no-random-sleep-on-renew"])
+            .env("REQUESTS_CA_BUNDLE", data.join("ca-bundle.pem"))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "certbot {args:?} failed:\n{}\n{}\nserver log:\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr),
+            server_log(&data)
+        );
+    };
+    let port = http_port.to_string();
+    let name = "certbot.localhost";
+    certbot(&[
+        "certonly",
+        "--standalone",
+        "--http-01-port",
+        &port,
+        "--http-01-address",
+        "127.0.0.1",
+        "--agree-tos",
+        "-m",
+        "ops@example.com",
+        "-d",
+        name,
+    ]);
+    let live = certbot_dir.join("config/live").join(name);
+    let first = std::fs::read_to_string(live.join("cert.pem")).unwrap();
+    certbot(&["renew", "--force-renewal"]);
+    let renewed = std::fs::read_to_string(live.join("cert.pem")).unwrap();
+    assert_ne!(first, renewed, "renewal gave no new certificate");
+
+    let bundle = data.join("ca-bundle.pem");
+    let (ok, text) = openssl(&[
+        "verify",
+        "-purpose",
+        "sslserver",
+        "-CAfile",
+        bundle.to_str().unwrap(),
+        "-untrusted",
+        live.join("chain.pem").to_str().unwrap(),
+        live.join("cert.pem").to_str().unwrap(),
+    ]);
+    assert!(ok, "openssl verify: {text}");
+    let ocsp = |cert: &Path| {
+        openssl(&[
+            "ocsp",
+            "-issuer",
+            live.join("chain.pem").to_str().unwrap(),
+            "-cert",
+            cert.to_str().unwrap(),
+            "-url",
+            &format!("http://127.0.0.1:{publication}/ocsp"),
+            "-CAfile",
+            bundle.to_str().unwrap(),
+            "-timeout",
+            "5",
+        ])
+    };
+    let (_, before) = ocsp(&live.join("cert.pem"));
+    assert!(before.contains(": good"), "{before}");
+
+    let cert_path = live.join("cert.pem");
+    certbot(&[
+        "revoke",
+        "--cert-path",
+        cert_path.to_str().unwrap(),
+        "--reason",
+        "superseded",
+        "--no-delete-after-revoke",
+    ]);
+    let (_, after) = ocsp(&cert_path);
+    assert!(after.contains(": revoked"), "{after}");
+    dev.kill().unwrap();
+    let _ = dev.wait();
+}
+
+/// A minimal ACME client: one P-256 account key, nonces from the server.
+struct Client {
+    http: reqwest::Client,
+    directory: Value,
+    key: EcdsaKeyPair,
+    kid: Option<String>,
+    nonce: Option<String>,
+}
+
+/// A response: status, body (JSON when it is), headers.
+struct Reply {
+    status: u16,
+    body: Value,
+    location: Option<String>,
+    text: String,
+}
+
+impl Reply {
+    fn problem(&self) -> &str {
+        self.body["type"].as_str().unwrap_or_default()
+    }
+}
+
+fn p256_key() -> EcdsaKeyPair {
+    let rng = SystemRandom::new();
+    let pkcs8 =
+        EcdsaKeyPair::generate_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+    EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref()).unwrap()
+}
+
+impl Client {
+    async fn new(http: &reqwest::Client, directory_url: &str) -> Self {
+        let directory = http
+            .get(directory_url)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        Self {
+            http: http.clone(),
+            directory,
+            key: p256_key(),
+            kid: None,
+            nonce: None,
+        }
+    }
+
+    fn url(&self, name: &str) -> String {
+        self.directory[name].as_str().unwrap().to_owned()
+    }
+
+    fn jwk(&self) -> Value {
+        let point = self.key.public_key().as_ref();
+        json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..])})
+    }
+
+    fn thumbprint(&self) -> String {
+        let jwk = self.jwk();
+        let canonical = format!(
+            r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+            jwk["x"].as_str().unwrap(),
+            jwk["y"].as_str().unwrap()
+        );
+        b64(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, canonical.as_bytes()).as_ref())
+    }
+
+    async fn fresh_nonce(&mut self) -> String {
+        if let Some(nonce) = self.nonce.take() {
+            return nonce;
+        }
+        let response = self.http.head(self.url("newNonce")).send().await.unwrap();
+        response.headers()["replay-nonce"]
+            .to_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The body of a JWS; `payload` None is POST-as-GET.
+    fn sign(&self, header: &Value, payload: Option<&Value>) -> Value {
+        let protected = b64(header.to_string().as_bytes());
+        let payload = payload
+            .map(|p| b64(p.to_string().as_bytes()))
+            .unwrap_or_default();
+        let input = format!("{protected}.{payload}");
+        let signature = self
+            .key
+            .sign(&SystemRandom::new(), input.as_bytes())
+            .unwrap();
+        json!({"protected": protected, "payload": payload, "signature": b64(signature.as_ref())})
+    }
+
+    fn header(&self, url: &str, nonce: &str) -> Value {
+        match &self.kid {
+            Some(kid) => json!({"alg": "ES256", "kid": kid, "nonce": nonce, "url": url}),
+            None => json!({"alg": "ES256", "jwk": self.jwk(), "nonce": nonce, "url": url}),
+        }
+    }
+
+    async fn send(&mut self, url: &str, body: &Value) -> Reply {
+        let response = self
+            .http
+            .post(url)
+            .header("content-type", "application/jose+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        if let Some(nonce) = headers.get("replay-nonce") {
+            self.nonce = Some(nonce.to_str().unwrap().to_owned());
+        }
+        assert!(
+            headers
+                .get_all("link")
+                .iter()
+                .any(|l| l.to_str().unwrap().contains("rel=\"index\"")),
+            "no index link"
+        );
+        let location = headers
+            .get("location")
+            .map(|l| l.to_str().unwrap().to_owned());
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            body,
+            location,
+            text,
+        }
+    }
+
+    async fn post(&mut self, url: &str, payload: Option<&Value>) -> Reply {
+        let nonce = self.fresh_nonce().await;
+        let body = self.sign(&self.header(url, &nonce), payload);
+        self.send(url, &body).await
+    }
+
+    async fn register(&mut self) {
+        let url = self.url("newAccount");
+        let reply = self
+            .post(&url, Some(&json!({"termsOfServiceAgreed": true})))
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        self.kid = reply.location;
+    }
+
+    async fn order_count(&mut self) -> usize {
+        let account = self.kid.clone().unwrap();
+        let orders = self.post(&format!("{account}/orders"), None).await;
+        orders.body["orders"].as_array().unwrap().len()
+    }
+}
+
+/// A CSR (DER) for `names`.
+fn csr(names: &[&str]) -> Vec<u8> {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
+            .unwrap();
+    params.serialize_request(&key).unwrap().der().to_vec()
+}
+
+/// Serves http-01 answers on 127.0.0.1:`port` from `answers` (token → body).
+async fn challenge_server(port: u16, answers: Arc<Mutex<HashMap<String, String>>>) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else {
+                return;
+            };
+            let answers = Arc::clone(&answers);
+            tokio::spawn(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let mut buffer = vec![0u8; 4096];
+                let n = stream.read(&mut buffer).await.unwrap_or(0);
+                let request = String::from_utf8_lossy(&buffer[..n]).to_string();
+                let path = request.split(' ').nth(1).unwrap_or_default();
+                let token = path
+                    .strip_prefix("/.well-known/acme-challenge/")
+                    .unwrap_or_default();
+                let body = answers.lock().unwrap().get(token).cloned();
+                let response = match body {
+                    Some(body) => format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    ),
+                    None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_owned(),
+                };
+                let _ = stream.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+}
+
+/// Polls `url` (POST-as-GET) until its status is not pending/processing.
+async fn settle(client: &mut Client, url: &str) -> Reply {
+    for _ in 0..100 {
+        let reply = client.post(url, None).await;
+        let status = reply.body["status"].as_str().unwrap_or_default().to_owned();
+        if status != "pending" && status != "processing" {
+            return reply;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{url} stayed pending");
+}
+
+/// Orders `name`, answers its http-01 challenge with `answer(key authorization)`,
+/// and waits for the authorization to settle; returns the order URL and the
+/// authorization.
+async fn order_and_answer(
+    client: &mut Client,
+    answers: &Arc<Mutex<HashMap<String, String>>>,
+    name: &str,
+    answer: impl Fn(&str) -> String,
+) -> (String, Reply) {
+    let new_order = client.url("newOrder");
+    let order = client
+        .post(
+            &new_order,
+            Some(&json!({"identifiers": [{"type": "dns", "value": name}]})),
+        )
+        .await;
+    assert_eq!(order.status, 201, "{}", order.text);
+    let order_url = order.location.clone().unwrap();
+    let authz_url = order.body["authorizations"][0].as_str().unwrap().to_owned();
+    let authz = client.post(&authz_url, None).await;
+    let challenge = authz.body["challenges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "http-01")
+        .unwrap()
+        .clone();
+    let token = challenge["token"].as_str().unwrap();
+    let key_authorization = format!("{token}.{}", client.thumbprint());
+    answers
+        .lock()
+        .unwrap()
+        .insert(token.to_owned(), answer(&key_authorization));
+    let started = client
+        .post(challenge["url"].as_str().unwrap(), Some(&json!({})))
+        .await;
+    assert_eq!(started.status, 200, "{}", started.text);
+    (order_url, settle(client, &authz_url).await)
+}
+
+#[test]
+fn refused_acme_requests_get_their_error_type_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let http_port = free_port();
+    let (api, publication) = (free_port(), free_port());
+    let data = dev_with_http_port(dir.path(), http_port, api, publication);
+    let (mut dev, _) = start_dev(&data, api, publication);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let answers = Arc::new(Mutex::new(HashMap::new()));
+        challenge_server(http_port, Arc::clone(&answers)).await;
+        let bundle = std::fs::read(data.join("ca-bundle.pem")).unwrap();
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&bundle).unwrap())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let directory = format!("https://127.0.0.1:{api}/acme/server/directory");
+        // No directory for a profile no ACME provisioner grants.
+        let missing = http
+            .get(format!("https://127.0.0.1:{api}/acme/workload/directory"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(missing.status().as_u16(), 404);
+
+        let mut client = Client::new(&http, &directory).await;
+        let new_account = client.url("newAccount");
+
+        // Bad JWS signature: malformed, and no account is created.
+        let nonce = client.fresh_nonce().await;
+        let mut body = client.sign(
+            &client.header(&new_account, &nonce),
+            Some(&json!({"termsOfServiceAgreed": true})),
+        );
+        let mut signature = URL_SAFE_NO_PAD
+            .decode(body["signature"].as_str().unwrap())
+            .unwrap();
+        signature[10] ^= 0x01;
+        body["signature"] = json!(b64(&signature));
+        let reply = client.send(&new_account, &body).await;
+        assert_eq!(
+            (reply.status, reply.problem()),
+            (400, "urn:ietf:params:acme:error:malformed"),
+            "{}",
+            reply.text
+        );
+        let lookup = client
+            .post(&new_account, Some(&json!({"onlyReturnExisting": true})))
+            .await;
+        assert_eq!(
+            lookup.problem(),
+            "urn:ietf:params:acme:error:accountDoesNotExist",
+            "{}",
+            lookup.text
+        );
+        // An unsupported algorithm.
+        let nonce = client.fresh_nonce().await;
+        let header =
+            json!({"alg": "HS256", "jwk": client.jwk(), "nonce": nonce, "url": new_account});
+        let reply = client
+            .send(&new_account, &client.sign(&header, Some(&json!({}))))
+            .await;
+        assert_eq!(
+            reply.problem(),
+            "urn:ietf:params:acme:error:badSignatureAlgorithm",
+            "{}",
+            reply.text
+        );
+
+        client.register().await;
+        assert_eq!(client.order_count().await, 0);
+        let new_order = client.url("newOrder");
+        let for_name = |name: &str| json!({"identifiers": [{"type": "dns", "value": name}]});
+
+        // Replayed nonce: badNonce, no second order.
+        let nonce = client.fresh_nonce().await;
+        let body = client.sign(
+            &client.header(&new_order, &nonce),
+            Some(&for_name("replay.localhost")),
+        );
+        assert_eq!(client.send(&new_order, &body).await.status, 201);
+        let replayed = client.send(&new_order, &body).await;
+        assert_eq!(
+            (replayed.status, replayed.problem()),
+            (400, "urn:ietf:params:acme:error:badNonce"),
+            "{}",
+            replayed.text
+        );
+        assert_eq!(client.order_count().await, 1);
+
+        // Wrong URL in the protected header: unauthorized, no order.
+        let nonce = client.fresh_nonce().await;
+        let body = client.sign(
+            &client.header(&new_account, &nonce),
+            Some(&for_name("url.localhost")),
+        );
+        let reply = client.send(&new_order, &body).await;
+        assert_eq!(
+            (reply.status, reply.problem()),
+            (403, "urn:ietf:params:acme:error:unauthorized"),
+            "{}",
+            reply.text
+        );
+        assert_eq!(client.order_count().await, 1);
+
+        // A name the provisioner does not grant: rejectedIdentifier, no order.
+        let reply = client
+            .post(&new_order, Some(&for_name("www.example.com")))
+            .await;
+        assert_eq!(
+            reply.problem(),
+            "urn:ietf:params:acme:error:rejectedIdentifier",
+            "{}",
+            reply.text
+        );
+        assert_eq!(client.order_count().await, 1);
+
+        // A challenge answered wrongly: incorrectResponse, authorization and order
+        // invalid.
+        let (order_url, authz) = order_and_answer(&mut client, &answers, "wrong.localhost", |_| {
+            "not-it".into()
+        })
+        .await;
+        assert_eq!(authz.body["status"], "invalid", "{}", authz.text);
+        assert_eq!(
+            authz.body["challenges"][0]["error"]["type"],
+            "urn:ietf:params:acme:error:incorrectResponse",
+            "{}",
+            authz.text
+        );
+        let order = client.post(&order_url, None).await;
+        assert_eq!(order.body["status"], "invalid", "{}", order.text);
+
+        // A ready order finalized with a CSR for other names: badCSR, still ready, no
+        // certificate.
+        let (order_url, authz) =
+            order_and_answer(&mut client, &answers, "right.localhost", |k| k.to_owned()).await;
+        assert_eq!(authz.body["status"], "valid", "{}", authz.text);
+        let order = client.post(&order_url, None).await;
+        assert_eq!(order.body["status"], "ready", "{}", order.text);
+        let finalize = order.body["finalize"].as_str().unwrap().to_owned();
+        let reply = client
+            .post(
+                &finalize,
+                Some(&json!({"csr": b64(&csr(&["other.localhost"]))})),
+            )
+            .await;
+        assert_eq!(
+            reply.problem(),
+            "urn:ietf:params:acme:error:badCSR",
+            "{}",
+            reply.text
+        );
+        let order = client.post(&order_url, None).await;
+        assert_eq!(order.body["status"], "ready", "{}", order.text);
+        assert!(order.body.get("certificate").is_none());
+
+        // The right CSR: valid, and the chain downloads.
+        let reply = client
+            .post(
+                &finalize,
+                Some(&json!({"csr": b64(&csr(&["right.localhost"]))})),
+            )
+            .await;
+        assert_eq!(reply.body["status"], "valid", "{}", reply.text);
+        let certificate_url = reply.body["certificate"].as_str().unwrap().to_owned();
+        let chain = client.post(&certificate_url, None).await;
+        assert_eq!(chain.status, 200);
+        assert_eq!(chain.text.matches("BEGIN CERTIFICATE").count(), 2);
+        // Finalizing again: orderNotReady.
+        let again = client
+            .post(
+                &finalize,
+                Some(&json!({"csr": b64(&csr(&["right.localhost"]))})),
+            )
+            .await;
+        assert_eq!(
+            again.problem(),
+            "urn:ietf:params:acme:error:orderNotReady",
+            "{}",
+            again.text
+        );
+
+        // Another account may neither download nor revoke it.
+        let mut other = Client::new(&http, &directory).await;
+        other.register().await;
+        let reply = other.post(&certificate_url, None).await;
+        assert_eq!(reply.problem(), "urn:ietf:params:acme:error:unauthorized");
+        let pem = chain
+            .text
+            .split("-----END CERTIFICATE-----")
+            .next()
+            .unwrap();
+        let der =
+            carimbo_pki::pem_decode(&format!("{pem}-----END CERTIFICATE-----\n"), "CERTIFICATE")
+                .unwrap();
+        let revoke_url = other.url("revokeCert");
+        let reply = other
+            .post(&revoke_url, Some(&json!({"certificate": b64(&der)})))
+            .await;
+        assert_eq!(reply.problem(), "urn:ietf:params:acme:error:unauthorized");
+        // Its own account may, once.
+        let reply = client
+            .post(
+                &revoke_url,
+                Some(&json!({"certificate": b64(&der), "reason": 4})),
+            )
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let reply = client
+            .post(&revoke_url, Some(&json!({"certificate": b64(&der)})))
+            .await;
+        assert_eq!(
+            reply.problem(),
+            "urn:ietf:params:acme:error:alreadyRevoked",
+            "{}",
+            reply.text
+        );
+
+        // Deactivation is final: the account can no longer order.
+        let account_url = client.kid.clone().unwrap();
+        let reply = client
+            .post(&account_url, Some(&json!({"status": "deactivated"})))
+            .await;
+        assert_eq!(reply.body["status"], "deactivated", "{}", reply.text);
+        let reply = client
+            .post(&new_order, Some(&for_name("late.localhost")))
+            .await;
+        assert_eq!(reply.problem(), "urn:ietf:params:acme:error:unauthorized");
+    });
+    dev.kill().unwrap();
+    let _ = dev.wait();
+}
