@@ -426,6 +426,25 @@ fn refused_acme_requests_get_their_error_type_and_change_nothing() {
             .build()
             .unwrap();
         let directory = format!("https://127.0.0.1:{api}/acme/server/directory");
+        let admin = std::fs::read_to_string(data.join("admin.token")).unwrap();
+        let issued = || {
+            let http = http.clone();
+            let admin = admin.trim().to_owned();
+            async move {
+                let reply: Value = http
+                    .get(format!(
+                        "https://127.0.0.1:{api}/v1/admin/certificates?provisioner=dev-acme&status=all"
+                    ))
+                    .bearer_auth(admin)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                reply["certificates"].as_array().unwrap().len()
+            }
+        };
         // No directory for a profile no ACME provisioner grants.
         let missing = http
             .get(format!("https://127.0.0.1:{api}/acme/workload/directory"))
@@ -565,6 +584,7 @@ fn refused_acme_requests_get_their_error_type_and_change_nothing() {
         let order = client.post(&order_url, None).await;
         assert_eq!(order.body["status"], "ready", "{}", order.text);
         assert!(order.body.get("certificate").is_none());
+        assert_eq!(issued().await, 0);
 
         // The right CSR: valid, and the chain downloads.
         let reply = client
@@ -578,6 +598,7 @@ fn refused_acme_requests_get_their_error_type_and_change_nothing() {
         let chain = client.post(&certificate_url, None).await;
         assert_eq!(chain.status, 200);
         assert_eq!(chain.text.matches("BEGIN CERTIFICATE").count(), 2);
+        assert_eq!(issued().await, 1);
         // Finalizing again: orderNotReady.
         let again = client
             .post(

@@ -1315,7 +1315,8 @@ async fn finalize(
             CertificateRequest {
                 csr,
                 profile: directory.profile,
-                ttl: None,
+                // The profile's default lifetime, bounded by the provisioner's.
+                ttl: Some(profile.default_ttl.min(directory.provisioner.max_ttl)),
             },
             true,
         )
