@@ -312,6 +312,15 @@ impl Client {
     }
 }
 
+/// The end of an RFC 9773 suggested window.
+fn parse_end(info: &Value) -> time::OffsetDateTime {
+    time::OffsetDateTime::parse(
+        info["suggestedWindow"]["end"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+}
+
 /// A CSR (DER) for `names`.
 fn csr(names: &[&str]) -> Vec<u8> {
     let key = rcgen::KeyPair::generate().unwrap();
@@ -626,6 +635,45 @@ fn refused_acme_requests_get_their_error_type_and_change_nothing() {
         let der =
             carimbo_pki::pem_decode(&format!("{pem}-----END CERTIFICATE-----\n"), "CERTIFICATE")
                 .unwrap();
+        // Renewal information (RFC 9773): the window runs from 2/3 to 80% of the
+        // lifetime.
+        let (_, parsed) = x509_parser::parse_x509_certificate(&der).unwrap();
+        let key_identifier = parsed
+            .extensions()
+            .iter()
+            .find_map(|e| match e.parsed_extension() {
+                x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                    aki.key_identifier.as_ref().map(|k| k.0.to_vec())
+                }
+                _ => None,
+            })
+            .unwrap();
+        let cert_id = format!("{}.{}", b64(&key_identifier), b64(parsed.raw_serial()));
+        let renewal_info = format!("{}/{cert_id}", client.url("renewalInfo"));
+        let info = http.get(&renewal_info).send().await.unwrap();
+        assert_eq!(info.status().as_u16(), 200);
+        assert!(info.headers().contains_key("retry-after"));
+        let info: Value = info.json().await.unwrap();
+        let parse = |field: &str| {
+            time::OffsetDateTime::parse(
+                info["suggestedWindow"][field].as_str().unwrap(),
+                &time::format_description::well_known::Rfc3339,
+            )
+            .unwrap()
+        };
+        let not_before = parsed.validity().not_before.timestamp();
+        let lifetime = parsed.validity().not_after.timestamp() - not_before;
+        let start = parse("start").unix_timestamp() - not_before;
+        let end = parse("end").unix_timestamp() - not_before;
+        assert!((start - lifetime * 2 / 3).abs() <= 1, "{info}");
+        assert!((end - lifetime * 4 / 5).abs() <= 1, "{info}");
+        let unknown = http
+            .get(format!("{}/AAAA.AAAA", client.url("renewalInfo")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unknown.status().as_u16(), 404);
+
         let revoke_url = other.url("revokeCert");
         let reply = other
             .post(&revoke_url, Some(&json!({"certificate": b64(&der)})))
@@ -648,6 +696,16 @@ fn refused_acme_requests_get_their_error_type_and_change_nothing() {
             "{}",
             reply.text
         );
+        // Revoked: the suggested window is in the past.
+        let info: Value = http
+            .get(&renewal_info)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(parse_end(&info) < time::OffsetDateTime::now_utc(), "{info}");
 
         // Deactivation is final: the account can no longer order.
         let account_url = client.kid.clone().unwrap();

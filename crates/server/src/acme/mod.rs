@@ -16,8 +16,9 @@
 //!
 //! Implemented: nonces, accounts (ES256, RS256, EdDSA; `onlyReturnExisting`, contact
 //! update, deactivation), orders for `dns` identifiers, http-01, finalization, download
-//! with chain, revocation by the owning account or by the certificate key. Not yet:
-//! tls-alpn-01, dns-01, External Account Binding, ACME Renewal Information, key change.
+//! with chain, revocation by the owning account or by the certificate key, ACME Renewal
+//! Information (RFC 9773). Not yet: tls-alpn-01, dns-01, External Account Binding, key
+//! change.
 
 pub mod jws;
 pub mod validation;
@@ -189,6 +190,7 @@ pub fn router() -> Router<SharedState> {
         .route("/acme/{profile}/chall/{id}", post(challenge))
         .route("/acme/{profile}/cert/{serial}", post(certificate))
         .route("/acme/{profile}/revoke-cert", post(revoke_certificate))
+        .route("/acme/{profile}/renewal-info/{id}", get(renewal_info))
 }
 
 /// What every handler starts from: the directory's profile, provisioner and base URL.
@@ -335,6 +337,7 @@ async fn directory(
                 "newAccount": d.url("new-account"),
                 "newOrder": d.url("new-order"),
                 "revokeCert": d.url("revoke-cert"),
+                "renewalInfo": d.url("renewal-info"),
                 "meta": {
                     "externalAccountRequired": false,
                 },
@@ -1533,4 +1536,92 @@ async fn revoke_certificate(
         },
     )
     .await
+}
+
+/// Start of the suggested renewal window, as a fraction of the lifetime from notBefore:
+/// the `carimbo agent` default renewal point (docs/agent.md).
+const RENEW_FROM: f64 = 2.0 / 3.0;
+/// End of the suggested renewal window: the latest renewal point the agent allows.
+const RENEW_UNTIL: f64 = 0.8;
+
+/// The serial (lowercase hex) and authority key identifier of an RFC 9773 certificate
+/// identifier `base64url(AKI keyIdentifier) "." base64url(serial)`.
+fn parse_cert_id(id: &str) -> Option<(String, Vec<u8>)> {
+    let (key_identifier, serial) = id.split_once('.')?;
+    let key_identifier = URL_SAFE_NO_PAD.decode(key_identifier).ok()?;
+    let serial = URL_SAFE_NO_PAD.decode(serial).ok()?;
+    if key_identifier.is_empty() || serial.is_empty() || serial.len() > 21 {
+        return None;
+    }
+    Some((hex::encode(serial), key_identifier))
+}
+
+/// The keyIdentifier of a certificate's authority key identifier extension.
+fn authority_key_identifier(der: &[u8]) -> Option<Vec<u8>> {
+    let (_, certificate) = x509_parser::parse_x509_certificate(der).ok()?;
+    certificate
+        .extensions()
+        .iter()
+        .find_map(|extension| match extension.parsed_extension() {
+            x509_parser::extensions::ParsedExtension::AuthorityKeyIdentifier(aki) => {
+                aki.key_identifier.as_ref().map(|k| k.0.to_vec())
+            }
+            _ => None,
+        })
+}
+
+/// `GET /acme/{profile}/renewal-info/{certID}` (RFC 9773): when to renew. The window runs
+/// from 2/3 to 80% of the certificate's lifetime; for a revoked certificate it lies in
+/// the past (renew now).
+async fn renewal_info(
+    State(state): State<SharedState>,
+    Path((profile, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    let path = uri.path().to_owned();
+    let found = Directory::find(&state, &profile, &headers, &uri);
+    let base = found.as_ref().ok().map(|d| d.base.clone());
+    let result = async {
+        found?;
+        let unknown = || Problem::not_found("no certificate with this identifier");
+        let (serial, key_identifier) = parse_cert_id(&id)
+            .ok_or_else(|| Problem::malformed("not a certificate identifier (RFC 9773 §4.1)"))?;
+        let record = state
+            .store
+            .certificate(&serial)
+            .await?
+            .ok_or_else(unknown)?;
+        let der = record.certificate.as_deref().ok_or_else(unknown)?;
+        if authority_key_identifier(der).as_deref() != Some(key_identifier.as_slice()) {
+            return Err(unknown());
+        }
+        let lifetime: time::Duration = record.not_after - record.not_before;
+        let now = OffsetDateTime::now_utc();
+        let (start, end) = if record.revoked_at.is_some() {
+            (
+                now - time::Duration::hours(1),
+                now - time::Duration::minutes(1),
+            )
+        } else {
+            (
+                record.not_before + lifetime * RENEW_FROM,
+                record.not_before + lifetime * RENEW_UNTIL,
+            )
+        };
+        let retry_after = (lifetime / 10_i32)
+            .clamp(time::Duration::minutes(1), time::Duration::hours(6))
+            .whole_seconds();
+        let mut response = json_response(
+            StatusCode::OK,
+            json!({"suggestedWindow": {"start": rfc3339(start), "end": rfc3339(end)}}),
+            None,
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        Ok(response)
+    }
+    .await;
+    respond(&state, base.as_deref(), &path, result).await
 }
