@@ -707,8 +707,47 @@ fn refused_acme_requests_get_their_error_type_and_change_nothing() {
             .unwrap();
         assert!(parse_end(&info) < time::OffsetDateTime::now_utc(), "{info}");
 
-        // Deactivation is final: the account can no longer order.
+        // Key change: the new key signs from now on, the old one no longer does.
         let account_url = client.kid.clone().unwrap();
+        let key_change = client.url("keyChange");
+        let new_key = p256_key();
+        let point = new_key.public_key().as_ref().to_vec();
+        let new_jwk =
+            json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..])});
+        let inner_protected =
+            b64(json!({"alg": "ES256", "jwk": new_jwk, "url": key_change}).to_string().as_bytes());
+        let inner_payload = b64(json!({"account": account_url, "oldKey": client.jwk()})
+            .to_string()
+            .as_bytes());
+        let inner_signature = new_key
+            .sign(
+                &SystemRandom::new(),
+                format!("{inner_protected}.{inner_payload}").as_bytes(),
+            )
+            .unwrap();
+        let inner = json!({
+            "protected": inner_protected,
+            "payload": inner_payload,
+            "signature": b64(inner_signature.as_ref()),
+        });
+        // Signed by a stranger's account: refused, the key is unchanged.
+        let reply = other.post(&key_change, Some(&inner)).await;
+        assert_eq!(reply.status, 400, "{}", reply.text);
+        let reply = client.post(&key_change, Some(&inner)).await;
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let old_key = std::mem::replace(&mut client.key, new_key);
+        assert_eq!(client.order_count().await, 3);
+        let new_key = std::mem::replace(&mut client.key, old_key);
+        let reply = client.post(&format!("{account_url}/orders"), None).await;
+        assert_eq!(
+            reply.problem(),
+            "urn:ietf:params:acme:error:malformed",
+            "{}",
+            reply.text
+        );
+        client.key = new_key;
+
+        // Deactivation is final: the account can no longer order.
         let reply = client
             .post(&account_url, Some(&json!({"status": "deactivated"})))
             .await;

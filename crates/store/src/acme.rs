@@ -261,6 +261,20 @@ pub trait AcmeStore: Send + Sync + fmt::Debug {
         contact: &[String],
     ) -> Result<AcmeAccount, StoreError>;
 
+    /// Replaces the key of a valid account whose key is still `old_thumbprint` (RFC 8555
+    /// key change), in one conditional update; returns the account.
+    ///
+    /// Errors: [`StoreError::NotFound`]; [`StoreError::Conflict`] if another account
+    /// holds the new key, the account is not valid, or its key changed meanwhile;
+    /// [`StoreError::Invalid`] for an empty thumbprint or key.
+    async fn change_acme_account_key(
+        &self,
+        id: &str,
+        old_thumbprint: &str,
+        new_thumbprint: &str,
+        new_jwk: &str,
+    ) -> Result<AcmeAccount, StoreError>;
+
     /// Deactivates a valid account (final); returns it. Deactivating it again is `Ok`.
     ///
     /// Errors: [`StoreError::NotFound`]; [`StoreError::Conflict`] if it was revoked.

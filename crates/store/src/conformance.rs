@@ -108,6 +108,7 @@ macro_rules! conformance_tests {
             an_acme_nonce_is_consumed_once_and_expires,
             an_acme_order_becomes_ready_when_every_authorization_is_valid,
             a_failed_challenge_invalidates_its_authorization_and_order,
+            an_acme_account_key_changes_once_and_never_to_a_key_in_use,
         );
         $crate::conformance::conformance_tests!(@multi $fixture;
             concurrent_consumers_of_one_token_have_one_winner,

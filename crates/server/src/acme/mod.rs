@@ -17,8 +17,8 @@
 //! Implemented: nonces, accounts (ES256, RS256, EdDSA; `onlyReturnExisting`, contact
 //! update, deactivation), orders for `dns` identifiers, http-01, finalization, download
 //! with chain, revocation by the owning account or by the certificate key, ACME Renewal
-//! Information (RFC 9773). Not yet: tls-alpn-01, dns-01, External Account Binding, key
-//! change.
+//! Information (RFC 9773), key change. Not yet: tls-alpn-01, dns-01, External Account
+//! Binding.
 
 pub mod jws;
 pub mod validation;
@@ -191,6 +191,7 @@ pub fn router() -> Router<SharedState> {
         .route("/acme/{profile}/cert/{serial}", post(certificate))
         .route("/acme/{profile}/revoke-cert", post(revoke_certificate))
         .route("/acme/{profile}/renewal-info/{id}", get(renewal_info))
+        .route("/acme/{profile}/key-change", post(key_change))
 }
 
 /// What every handler starts from: the directory's profile, provisioner and base URL.
@@ -338,6 +339,7 @@ async fn directory(
                 "newOrder": d.url("new-order"),
                 "revokeCert": d.url("revoke-cert"),
                 "renewalInfo": d.url("renewal-info"),
+                "keyChange": d.url("key-change"),
                 "meta": {
                     "externalAccountRequired": false,
                 },
@@ -1624,4 +1626,98 @@ async fn renewal_info(
     }
     .await;
     respond(&state, base.as_deref(), &path, result).await
+}
+
+/// `POST /acme/{profile}/key-change` (RFC 8555 §7.3.5): the outer JWS is signed by the
+/// account's current key, its payload is an inner JWS signed by the new key (`jwk`) over
+/// `{"account": <account URL>, "oldKey": <current JWK>}` with the same `url`.
+async fn key_change(
+    State(state): State<SharedState>,
+    Path(profile): Path<String>,
+    headers: HeaderMap,
+    uri: Uri,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    handle(
+        state,
+        profile,
+        headers,
+        uri,
+        body,
+        KeyMode::Account,
+        |state, directory, verified| async move {
+            let account = verified.account()?.clone();
+            let inner = Jws::parse(&verified.jws.payload)?;
+            let Signer::Jwk(new_key) = &inner.header.signer else {
+                return Err(Problem::malformed(
+                    "the inner JWS must carry the new key as jwk",
+                ));
+            };
+            inner.verify(new_key)?;
+            if inner.header.url != verified.jws.header.url {
+                return Err(Problem::malformed(
+                    "the inner JWS url differs from the outer one",
+                ));
+            }
+            let payload = inner.payload_json()?;
+            let account_url = directory.url(&format!("acct/{}", account.id));
+            if payload.get("account").and_then(Value::as_str) != Some(account_url.as_str()) {
+                return Err(Problem::malformed(
+                    "the inner payload does not name the signing account",
+                ));
+            }
+            let old_key = payload
+                .get("oldKey")
+                .ok_or_else(|| Problem::malformed("the inner payload has no oldKey"))
+                .and_then(|value| Jwk::from_json(value).map_err(Problem::from))?;
+            if old_key.thumbprint() != account.thumbprint {
+                return Err(Problem::malformed(
+                    "oldKey is not the account's current key",
+                ));
+            }
+            let new_thumbprint = new_key.thumbprint();
+            if new_thumbprint == account.thumbprint {
+                return Err(Problem::malformed("the new key is the current key"));
+            }
+            let changed = match state
+                .store
+                .change_acme_account_key(
+                    &account.id,
+                    &account.thumbprint,
+                    &new_thumbprint,
+                    &new_key.canonical_json(),
+                )
+                .await
+            {
+                Ok(changed) => changed,
+                Err(StoreError::Conflict(detail)) => {
+                    let holder = state
+                        .store
+                        .acme_account_by_thumbprint(&new_thumbprint)
+                        .await?;
+                    let mut problem = Problem::new("malformed", StatusCode::CONFLICT, detail);
+                    if holder.is_none() {
+                        problem.status = StatusCode::BAD_REQUEST;
+                    }
+                    return Err(problem);
+                }
+                Err(other) => return Err(other.into()),
+            };
+            state
+                .audit(json!({
+                    "type": "acme.account.key-changed",
+                    "account": account.id,
+                    "old_key_thumbprint": account.thumbprint,
+                    "new_key_thumbprint": new_thumbprint,
+                }))
+                .await
+                .map_err(|e| Problem::internal(e.to_string()))?;
+            Ok(json_response(
+                StatusCode::OK,
+                account_json(&directory, &changed),
+                Some(&account_url),
+            ))
+        },
+    )
+    .await
 }

@@ -421,3 +421,66 @@ pub(crate) async fn concurrent_challenges_of_one_order_make_it_ready<F: Fixture>
         AcmeOrderStatus::Ready
     );
 }
+
+pub(crate) async fn an_acme_account_key_changes_once_and_never_to_a_key_in_use<F: Fixture>() {
+    let Some(f) = F::fresh().await else { return };
+    let store = f.store();
+    store
+        .create_acme_account(&account("acct-1", "thumb-1"))
+        .await
+        .unwrap();
+    store
+        .create_acme_account(&account("acct-2", "thumb-2"))
+        .await
+        .unwrap();
+    // To a key another account holds: refused, nothing changes.
+    assert!(matches!(
+        store
+            .change_acme_account_key("acct-1", "thumb-1", "thumb-2", "{}")
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .acme_account("acct-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .thumbprint,
+        "thumb-1"
+    );
+    let changed = store
+        .change_acme_account_key("acct-1", "thumb-1", "thumb-3", r#"{"new":1}"#)
+        .await
+        .unwrap();
+    assert_eq!(
+        (changed.thumbprint.as_str(), changed.jwk.as_str()),
+        ("thumb-3", r#"{"new":1}"#)
+    );
+    assert_eq!(
+        store
+            .acme_account_by_thumbprint("thumb-3")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        "acct-1"
+    );
+    assert_eq!(
+        store.acme_account_by_thumbprint("thumb-1").await.unwrap(),
+        None
+    );
+    // A second change from the old key (a concurrent loser): refused.
+    assert!(matches!(
+        store
+            .change_acme_account_key("acct-1", "thumb-1", "thumb-4", "{}")
+            .await,
+        Err(StoreError::Conflict(_))
+    ));
+    assert!(matches!(
+        store
+            .change_acme_account_key("nobody", "thumb-1", "thumb-4", "{}")
+            .await,
+        Err(StoreError::NotFound)
+    ));
+}

@@ -220,6 +220,43 @@ impl AcmeStore for PostgresStore {
         }
     }
 
+    async fn change_acme_account_key(
+        &self,
+        id: &str,
+        old_thumbprint: &str,
+        new_thumbprint: &str,
+        new_jwk: &str,
+    ) -> Result<AcmeAccount, StoreError> {
+        if new_thumbprint.is_empty() || new_jwk.is_empty() {
+            return Err(StoreError::Invalid("account key: empty".into()));
+        }
+        let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE acme_accounts SET thumbprint = $1, jwk = $2 \
+             WHERE id = $3 AND thumbprint = $4 AND status = 'valid' \
+             RETURNING {ACCOUNT_COLUMNS}"
+        )))
+        .bind(new_thumbprint)
+        .bind(new_jwk)
+        .bind(id)
+        .bind(old_thumbprint)
+        .fetch_optional(&self.pool)
+        .await;
+        match updated {
+            Ok(Some(row)) => account_from_row(&row),
+            Ok(None) => match self.acme_account(id).await? {
+                None => Err(StoreError::NotFound),
+                Some(account) => Err(StoreError::Conflict(format!(
+                    "the account is {} or its key changed",
+                    account.status
+                ))),
+            },
+            Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(
+                "another account holds this key".into(),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn deactivate_acme_account(&self, id: &str) -> Result<AcmeAccount, StoreError> {
         let updated = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE acme_accounts SET status = 'deactivated' \
