@@ -33,6 +33,17 @@ fn dev_with_http_port(
     api: u16,
     publication: u16,
 ) -> std::path::PathBuf {
+    dev_with(dir, http_port, api, publication, "")
+}
+
+/// [`dev_with_http_port`] with `extra` appended to the config.
+fn dev_with(
+    dir: &Path,
+    http_port: u16,
+    api: u16,
+    publication: u16,
+    extra: &str,
+) -> std::path::PathBuf {
     let data = dir.join("data");
     let (mut first, _) = start_dev(&data, api, publication);
     first.kill().unwrap();
@@ -45,7 +56,7 @@ fn dev_with_http_port(
         text.replace(
             "http-01-port = 80\n",
             &format!("http-01-port = {http_port}\n"),
-        ),
+        ) + extra,
     )
     .unwrap();
     data
@@ -756,6 +767,148 @@ fn refused_acme_requests_get_their_error_type_and_change_nothing() {
             .post(&new_order, Some(&for_name("late.localhost")))
             .await;
         assert_eq!(reply.problem(), "urn:ietf:params:acme:error:unauthorized");
+    });
+    dev.kill().unwrap();
+    let _ = dev.wait();
+}
+
+/// An External Account Binding by `kid` with `key` over `jwk`, made for `url`.
+fn eab(kid: &str, key: &[u8], jwk: &Value, url: &str) -> Value {
+    let protected = b64(json!({"alg": "HS256", "kid": kid, "url": url})
+        .to_string()
+        .as_bytes());
+    let payload = b64(jwk.to_string().as_bytes());
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let tag = aws_lc_rs::hmac::sign(&key, format!("{protected}.{payload}").as_bytes());
+    json!({"protected": protected, "payload": payload, "signature": b64(tag.as_ref())})
+}
+
+#[test]
+fn external_account_binding_ties_an_account_to_its_provisioner() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, publication) = (free_port(), free_port());
+    let team_a = [0x5a_u8; 32];
+    let team_b = [0xb5_u8; 32];
+    let extra = r#"
+[[provisioners]]
+name = "eab-acme"
+type = "acme"
+profiles = ["server"]
+require-eab = true
+sans = ["dns:**.eab.localhost"]
+max-ttl = "24h"
+eab-keys = [{ kid = "team-a", hmac-key-file = "team-a.eab" }]
+
+[[provisioners]]
+name = "eab-clients"
+type = "acme"
+profiles = ["client"]
+require-eab = true
+sans = ["dns:**.localhost"]
+max-ttl = "24h"
+eab-keys = [{ kid = "team-b", hmac-key-file = "team-b.eab" }]
+"#;
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    for (name, key) in [("team-a.eab", team_a), ("team-b.eab", team_b)] {
+        let path = data.join(name);
+        std::fs::write(&path, b64(&key)).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let data = dev_with(dir.path(), free_port(), api, publication, extra);
+    let (mut dev, _) = start_dev(&data, api, publication);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let bundle = std::fs::read(data.join("ca-bundle.pem")).unwrap();
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&bundle).unwrap())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let base = format!("https://127.0.0.1:{api}/acme");
+
+        // The client profile has only an EAB provisioner: EAB is required.
+        let mut client = Client::new(&http, &format!("{base}/client/directory")).await;
+        assert_eq!(client.directory["meta"]["externalAccountRequired"], true);
+        let new_account = client.url("newAccount");
+        let reply = client
+            .post(&new_account, Some(&json!({"termsOfServiceAgreed": true})))
+            .await;
+        assert_eq!(
+            reply.problem(),
+            "urn:ietf:params:acme:error:externalAccountRequired",
+            "{}",
+            reply.text
+        );
+
+        let mut client = Client::new(&http, &format!("{base}/server/directory")).await;
+        assert_eq!(client.directory["meta"]["externalAccountRequired"], false);
+        let new_account = client.url("newAccount");
+        let jwk = client.jwk();
+        let exists = json!({"onlyReturnExisting": true});
+        // A wrong MAC, a binding over another key, a key of another profile's
+        // provisioner, a binding made for another URL: unauthorized, and no account.
+        let other_jwk = {
+            let other = p256_key();
+            let point = other.public_key().as_ref().to_vec();
+            json!({"kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..])})
+        };
+        for binding in [
+            eab("team-a", &[0u8; 32], &jwk, &new_account),
+            eab("team-a", &team_a, &other_jwk, &new_account),
+            eab("team-b", &team_b, &jwk, &new_account),
+            eab(
+                "team-a",
+                &team_a,
+                &jwk,
+                &format!("{base}/client/new-account"),
+            ),
+        ] {
+            let reply = client
+                .post(
+                    &new_account,
+                    Some(&json!({"termsOfServiceAgreed": true, "externalAccountBinding": binding})),
+                )
+                .await;
+            assert_eq!(
+                reply.problem(),
+                "urn:ietf:params:acme:error:unauthorized",
+                "{}",
+                reply.text
+            );
+            let reply = client.post(&new_account, Some(&exists)).await;
+            assert_eq!(
+                reply.problem(),
+                "urn:ietf:params:acme:error:accountDoesNotExist"
+            );
+        }
+        // The right binding: the account belongs to eab-acme, whose names it may order
+        // and no others (not even names the directory's open provisioner grants).
+        let reply = client
+            .post(
+                &new_account,
+                Some(&json!({
+                    "termsOfServiceAgreed": true,
+                    "externalAccountBinding": eab("team-a", &team_a, &jwk, &new_account),
+                })),
+            )
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+        client.kid = reply.location;
+        let new_order = client.url("newOrder");
+        let order = |name: &str| json!({"identifiers": [{"type": "dns", "value": name}]});
+        let reply = client.post(&new_order, Some(&order("web.localhost"))).await;
+        assert_eq!(
+            reply.problem(),
+            "urn:ietf:params:acme:error:rejectedIdentifier",
+            "{}",
+            reply.text
+        );
+        let reply = client
+            .post(&new_order, Some(&order("web.eab.localhost")))
+            .await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
     });
     dev.kill().unwrap();
     let _ = dev.wait();

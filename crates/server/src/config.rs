@@ -540,6 +540,26 @@ pub struct ProvisionerSection {
     /// Longest lifetime of its bootstrap tokens.
     #[serde(default = "default_token_lifetime")]
     pub token_lifetime: Span,
+    /// ACME only: accept only accounts created with External Account Binding by one of
+    /// its `eab-keys` (default false). Of the ACME provisioners granting a profile, at
+    /// most one may leave this off: accounts created without EAB belong to it.
+    #[serde(default)]
+    pub require_eab: bool,
+    /// ACME only: External Account Binding keys; an account created with one of them
+    /// belongs to this provisioner, whose policy then limits what it may order.
+    #[serde(default)]
+    pub eab_keys: Vec<EabKeySection>,
+}
+
+/// An ACME External Account Binding key (RFC 8555 §7.3.4).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EabKeySection {
+    /// The key identifier given to the account holder.
+    pub kid: String,
+    /// File (0600) holding the HMAC key, base64url as handed to ACME clients (at least
+    /// 32 bytes once decoded).
+    pub hmac_key_file: PathBuf,
 }
 
 fn default_lineage_age() -> Span {
@@ -789,18 +809,42 @@ impl LoadedConfig {
     }
 
     fn check_acme(&self) -> Result<(), ServerError> {
-        let mut profiles = std::collections::HashMap::new();
+        let mut open = std::collections::HashMap::new();
+        let mut kids = std::collections::HashSet::new();
         for (index, provisioner) in self.config.provisioners.iter().enumerate() {
             if provisioner.kind != "acme" {
+                if provisioner.require_eab || !provisioner.eab_keys.is_empty() {
+                    return Err(self.error(
+                        &format!("provisioners[{index}].eab-keys"),
+                        "only ACME provisioners take require-eab and eab-keys",
+                    ));
+                }
+                continue;
+            }
+            for (key, eab) in provisioner.eab_keys.iter().enumerate() {
+                if eab.kid.is_empty() || !kids.insert(eab.kid.as_str()) {
+                    return Err(self.error(
+                        &format!("provisioners[{index}].eab-keys[{key}].kid"),
+                        "must be non-empty and unique across provisioners",
+                    ));
+                }
+            }
+            if provisioner.require_eab {
+                if provisioner.eab_keys.is_empty() {
+                    return Err(self.error(
+                        &format!("provisioners[{index}].require-eab"),
+                        "needs at least one entry in eab-keys",
+                    ));
+                }
                 continue;
             }
             for profile in &provisioner.profiles {
-                if let Some(other) = profiles.insert(profile.as_str(), provisioner.name.as_str()) {
+                if let Some(other) = open.insert(profile.as_str(), provisioner.name.as_str()) {
                     return Err(self.error(
                         &format!("provisioners[{index}].profiles"),
                         format!(
-                            "profile {profile:?} is already granted by ACME provisioner {other:?} \
-                             (one ACME provisioner per profile)"
+                            "ACME provisioner {other:?} already takes accounts without External \
+                             Account Binding for profile {profile:?}; set require-eab on one"
                         ),
                     ));
                 }

@@ -413,6 +413,101 @@ impl Jws {
     }
 }
 
+/// An External Account Binding (RFC 8555 §7.3.4): a JWS MACed with a key the CA handed
+/// out, over the new account's key.
+#[derive(Clone, Debug)]
+pub struct ExternalAccountBinding {
+    /// The EAB key identifier.
+    pub kid: String,
+    /// The URL it was made for (the newAccount URL).
+    pub url: String,
+    /// The payload: the account key as a JWK (JSON bytes).
+    pub payload: Vec<u8>,
+    algorithm: aws_lc_rs::hmac::Algorithm,
+    signing_input: Vec<u8>,
+    signature: Vec<u8>,
+}
+
+impl ExternalAccountBinding {
+    /// Parses the `externalAccountBinding` member of a newAccount payload: a flattened
+    /// JWS whose protected header has `alg` HS256, HS384 or HS512, `kid` and `url`, and
+    /// no `nonce`.
+    pub fn parse(value: &Value) -> Result<Self, JwsError> {
+        let object = value.as_object().ok_or_else(|| {
+            JwsError::Malformed("externalAccountBinding: not a JSON object".into())
+        })?;
+        if object
+            .keys()
+            .any(|k| !matches!(k.as_str(), "protected" | "payload" | "signature"))
+        {
+            return Err(JwsError::Malformed(
+                "externalAccountBinding: unexpected member".into(),
+            ));
+        }
+        let member = |name: &str| {
+            object.get(name).and_then(Value::as_str).ok_or_else(|| {
+                JwsError::Malformed(format!("externalAccountBinding: {name} missing"))
+            })
+        };
+        let protected_b64 = member("protected")?;
+        let payload_b64 = member("payload")?;
+        let signature = decode_b64(member("signature")?, "externalAccountBinding signature")?;
+        let header: Value =
+            serde_json::from_slice(&decode_b64(protected_b64, "externalAccountBinding header")?)
+                .map_err(|_| {
+                    JwsError::Malformed("externalAccountBinding: header not JSON".into())
+                })?;
+        let text = |name: &str| header.get(name).and_then(Value::as_str).map(str::to_owned);
+        let algorithm = match text("alg").as_deref() {
+            Some("HS256") => aws_lc_rs::hmac::HMAC_SHA256,
+            Some("HS384") => aws_lc_rs::hmac::HMAC_SHA384,
+            Some("HS512") => aws_lc_rs::hmac::HMAC_SHA512,
+            other => {
+                return Err(JwsError::BadSignatureAlgorithm(
+                    other.unwrap_or_default().to_owned(),
+                ));
+            }
+        };
+        if header.get("nonce").is_some() || header.get("crit").is_some() {
+            return Err(JwsError::Malformed(
+                "externalAccountBinding: no nonce or crit allowed".into(),
+            ));
+        }
+        let kid = text("kid")
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| JwsError::Malformed("externalAccountBinding: kid missing".into()))?;
+        let url = text("url")
+            .ok_or_else(|| JwsError::Malformed("externalAccountBinding: url missing".into()))?;
+        let payload = decode_b64(payload_b64, "externalAccountBinding payload")?;
+        let mut signing_input = protected_b64.as_bytes().to_vec();
+        signing_input.push(b'.');
+        signing_input.extend_from_slice(payload_b64.as_bytes());
+        Ok(Self {
+            kid,
+            url,
+            payload,
+            algorithm,
+            signing_input,
+            signature,
+        })
+    }
+
+    /// Verifies the MAC with `key` (constant time).
+    pub fn verify(&self, key: &[u8]) -> Result<(), JwsError> {
+        let key = aws_lc_rs::hmac::Key::new(self.algorithm, key);
+        aws_lc_rs::hmac::verify(&key, &self.signing_input, &self.signature)
+            .map_err(|_| JwsError::BadSignature)
+    }
+
+    /// Whether the payload is `account_key`.
+    pub fn binds(&self, account_key: &Jwk) -> bool {
+        serde_json::from_slice::<Value>(&self.payload)
+            .ok()
+            .and_then(|value| Jwk::from_json(&value).ok())
+            .is_some_and(|key| key == *account_key)
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

@@ -1,9 +1,11 @@
 //! ACME (RFC 8555) on the HTTPS API listener, one directory per profile
 //! (`/acme/{profile}/directory`) for each profile an ACME provisioner grants.
 //!
-//! Carimbo keeps its own policy: an account belongs to the ACME provisioner of its
-//! directory's profile, whose SAN patterns decide which identifiers it may order
-//! (`rejectedIdentifier` otherwise) and whose `max-ttl` bounds the certificate.
+//! Carimbo keeps its own policy: an account belongs to an ACME provisioner granting its
+//! directory's profile (the one its External Account Binding key names, or the
+//! profile's provisioner that takes accounts without EAB), whose SAN patterns decide
+//! which identifiers it may order (`rejectedIdentifier` otherwise) and whose `max-ttl`
+//! bounds the certificate.
 //! Finalization goes through the ordinary issuance path ([`crate::issuance::issue`]),
 //! which writes the certificate record and its audit event before the order is linked
 //! to the serial; revocation goes through [`crate::revocation::revoke`].
@@ -17,8 +19,8 @@
 //! Implemented: nonces, accounts (ES256, RS256, EdDSA; `onlyReturnExisting`, contact
 //! update, deactivation), orders for `dns` identifiers, http-01, finalization, download
 //! with chain, revocation by the owning account or by the certificate key, ACME Renewal
-//! Information (RFC 9773), key change. Not yet: tls-alpn-01, dns-01, External Account
-//! Binding.
+//! Information (RFC 9773), key change, External Account Binding. Not yet: tls-alpn-01,
+//! dns-01.
 
 pub mod jws;
 pub mod validation;
@@ -194,10 +196,15 @@ pub fn router() -> Router<SharedState> {
         .route("/acme/{profile}/key-change", post(key_change))
 }
 
-/// What every handler starts from: the directory's profile, provisioner and base URL.
+/// What every handler starts from: the directory's profile, its provisioners and base
+/// URL.
 struct Directory {
     profile: LeafKind,
-    provisioner: Provisioner,
+    /// The ACME provisioner that takes accounts without External Account Binding, if
+    /// any (otherwise EAB is required).
+    open: Option<Provisioner>,
+    /// Every ACME provisioner granting the profile.
+    provisioners: Vec<Provisioner>,
     /// `https://{host}/acme/{profile}`.
     base: String,
 }
@@ -212,12 +219,18 @@ impl Directory {
         let kind: LeafKind = profile
             .parse()
             .map_err(|_| Problem::not_found(format!("no ACME directory for {profile:?}")))?;
-        let provisioner = state
+        let provisioners: Vec<Provisioner> = state
             .provisioners
             .values()
-            .find(|p| p.acme && p.profiles.contains(&kind))
-            .ok_or_else(|| Problem::not_found(format!("no ACME directory for {profile:?}")))?
-            .clone();
+            .filter(|p| p.acme && p.profiles.contains(&kind))
+            .cloned()
+            .collect();
+        if provisioners.is_empty() {
+            return Err(Problem::not_found(format!(
+                "no ACME directory for {profile:?}"
+            )));
+        }
+        let open = provisioners.iter().find(|p| !p.require_eab).cloned();
         let host = uri
             .authority()
             .map(|a| a.as_str().to_owned())
@@ -237,13 +250,71 @@ impl Directory {
         }
         Ok(Self {
             profile: kind,
-            provisioner,
+            open,
+            provisioners,
             base: format!("https://{host}/acme/{kind}"),
         })
     }
 
     fn url(&self, tail: &str) -> String {
         format!("{}/{tail}", self.base)
+    }
+
+    /// The provisioner an account belongs to: it must still exist, be an ACME
+    /// provisioner and grant this profile.
+    fn provisioner_of(&self, account: &AcmeAccount) -> Result<&Provisioner, Problem> {
+        self.provisioners
+            .iter()
+            .find(|p| p.name == account.provisioner)
+            .ok_or_else(|| {
+                Problem::unauthorized(format!(
+                    "the account's provisioner {:?} no longer grants this profile",
+                    account.provisioner
+                ))
+            })
+    }
+
+    /// The provisioner a new account with this binding (or none) belongs to, and the
+    /// binding's key id.
+    fn provisioner_for_binding(
+        &self,
+        binding: Option<&Value>,
+        account_key: &Jwk,
+    ) -> Result<(&Provisioner, Option<String>), Problem> {
+        let Some(binding) = binding else {
+            return self.open.as_ref().map(|p| (p, None)).ok_or_else(|| {
+                Problem::new(
+                    "externalAccountRequired",
+                    StatusCode::UNAUTHORIZED,
+                    "this directory requires External Account Binding",
+                )
+            });
+        };
+        let binding = jws::ExternalAccountBinding::parse(binding)?;
+        if binding.url != self.url("new-account") {
+            return Err(Problem::unauthorized(
+                "the external account binding was made for another URL",
+            ));
+        }
+        let (provisioner, key) = self
+            .provisioners
+            .iter()
+            .find_map(|p| {
+                p.eab_keys
+                    .iter()
+                    .find(|k| k.kid == binding.kid)
+                    .map(|k| (p, k))
+            })
+            .ok_or_else(|| Problem::unauthorized("unknown external account key"))?;
+        binding
+            .verify(&key.key)
+            .map_err(|_| Problem::unauthorized("the external account binding does not verify"))?;
+        if !binding.binds(account_key) {
+            return Err(Problem::unauthorized(
+                "the external account binding is not over this account's key",
+            ));
+        }
+        Ok((provisioner, Some(binding.kid)))
     }
 }
 
@@ -341,7 +412,7 @@ async fn directory(
                 "renewalInfo": d.url("renewal-info"),
                 "keyChange": d.url("key-change"),
                 "meta": {
-                    "externalAccountRequired": false,
+                    "externalAccountRequired": d.open.is_none(),
                 },
             }),
             None,
@@ -624,11 +695,10 @@ async fn new_account(
                     "no account has this key",
                 ));
             }
-            if payload.get("externalAccountBinding").is_some() {
-                return Err(Problem::malformed(
-                    "external account binding is not supported yet",
-                ));
-            }
+            let (provisioner, eab_kid) = directory
+                .provisioner_for_binding(payload.get("externalAccountBinding"), &verified.key)?;
+            let provisioner = provisioner.name.clone();
+
             let contact = check_contacts(payload.get("contact"))?.unwrap_or_default();
             let account = AcmeAccount {
                 id: random_id(16).map_err(|e| Problem::internal(e.to_string()))?,
@@ -636,7 +706,7 @@ async fn new_account(
                 jwk: verified.key.canonical_json(),
                 contact,
                 status: AcmeAccountStatus::Valid,
-                provisioner: directory.provisioner.name.clone(),
+                provisioner,
                 profile: directory.profile.to_string(),
                 created_at: OffsetDateTime::now_utc(),
             };
@@ -660,11 +730,12 @@ async fn new_account(
             }
             state
                 .audit(json!({
-                    "type": "acme.account.created",
-                    "account": account.id,
-                    "provisioner": account.provisioner,
-                    "profile": account.profile,
-                    "key_thumbprint": account.thumbprint,
+                        "type": "acme.account.created",
+                        "account": account.id,
+                        "provisioner": account.provisioner,
+                        "profile": account.profile,
+                        "key_thumbprint": account.thumbprint,
+                    "external_account": eab_kid,
                 }))
                 .await
                 .map_err(|e| Problem::internal(e.to_string()))?;
@@ -832,6 +903,7 @@ async fn order_json(
 fn order_identifiers(
     state: &AppState,
     directory: &Directory,
+    provisioner: &Provisioner,
     payload: &Value,
 ) -> Result<(Vec<AcmeIdentifier>, Vec<SubjectAltName>), Problem> {
     if payload.get("notBefore").is_some() || payload.get("notAfter").is_some() {
@@ -887,8 +959,7 @@ fn order_identifiers(
         .ok_or_else(|| Problem::internal("profile not configured"))?;
     carimbo_pki::check_sans(profile, &sans)
         .map_err(|e| Problem::new("rejectedIdentifier", StatusCode::BAD_REQUEST, e.to_string()))?;
-    directory
-        .provisioner
+    provisioner
         .authorize(directory.profile, &sans, None)
         .map_err(|e| Problem::new("rejectedIdentifier", StatusCode::FORBIDDEN, e))?;
     let identifiers = names
@@ -921,7 +992,8 @@ async fn new_order(
     handle(state, profile, headers, uri, body, KeyMode::Account, |state, directory, verified| async move {
         let account = verified.account()?.clone();
         let payload = verified.payload()?;
-        let (identifiers, _) = order_identifiers(&state, &directory, &payload)?;
+        let provisioner = directory.provisioner_of(&account)?;
+        let (identifiers, _) = order_identifiers(&state, &directory, provisioner, &payload)?;
         let now = OffsetDateTime::now_utc();
         let expires_at = now + state.acme.order_lifetime;
         let order_id = new_id()?;
@@ -1321,7 +1393,7 @@ async fn finalize(
                 csr,
                 profile: directory.profile,
                 // The profile's default lifetime, bounded by the provisioner's.
-                ttl: Some(profile.default_ttl.min(directory.provisioner.max_ttl)),
+                ttl: Some(profile.default_ttl.min(directory.provisioner_of(&account)?.max_ttl)),
             },
             true,
         )
