@@ -572,8 +572,14 @@ fn refused_acme_requests_get_their_error_type_and_change_nothing() {
         })
         .await;
         assert_eq!(authz.body["status"], "invalid", "{}", authz.text);
+        let http_01 = authz.body["challenges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["type"] == "http-01")
+            .unwrap();
         assert_eq!(
-            authz.body["challenges"][0]["error"]["type"],
+            http_01["error"]["type"],
             "urn:ietf:params:acme:error:incorrectResponse",
             "{}",
             authz.text
@@ -909,6 +915,138 @@ eab-keys = [{ kid = "team-b", hmac-key-file = "team-b.eab" }]
             .post(&new_order, Some(&order("web.eab.localhost")))
             .await;
         assert_eq!(reply.status, 201, "{}", reply.text);
+    });
+    dev.kill().unwrap();
+    let _ = dev.wait();
+}
+
+/// Answers TXT queries on 127.0.0.1:`port` UDP from `records` (name → TXT value);
+/// unknown names get NXDOMAIN.
+async fn dns_server(port: u16, records: Arc<Mutex<HashMap<String, String>>>) {
+    let socket = tokio::net::UdpSocket::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        let mut buffer = vec![0u8; 512];
+        loop {
+            let Ok((n, peer)) = socket.recv_from(&mut buffer).await else {
+                return;
+            };
+            let query = &buffer[..n];
+            let mut labels = Vec::new();
+            let mut at = 12;
+            while at < n && query[at] != 0 {
+                let length = usize::from(query[at]);
+                labels.push(String::from_utf8_lossy(&query[at + 1..at + 1 + length]).to_string());
+                at += 1 + length;
+            }
+            let question_end = at + 5;
+            let name = labels.join(".").to_ascii_lowercase();
+            let value = records.lock().unwrap().get(&name).cloned();
+            let mut answer = query[..2].to_vec();
+            answer.extend_from_slice(&[0x81, if value.is_some() { 0x80 } else { 0x83 }]);
+            answer.extend_from_slice(&[0, 1, 0, u8::from(value.is_some()), 0, 0, 0, 0]);
+            answer.extend_from_slice(&query[12..question_end]);
+            if let Some(value) = value {
+                answer.extend_from_slice(&[0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60, 0]);
+                answer.push(u8::try_from(value.len() + 1).unwrap());
+                answer.push(u8::try_from(value.len()).unwrap());
+                answer.extend_from_slice(value.as_bytes());
+            }
+            let _ = socket.send_to(&answer, peer).await;
+        }
+    });
+}
+
+#[test]
+fn dns_01_validates_through_the_configured_resolver() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, publication, dns_port) = (free_port(), free_port(), free_port());
+    let data = dev_with_http_port(dir.path(), free_port(), api, publication);
+    let config = data.join("carimbo.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen(
+        "[acme]\n",
+        &format!("[acme]\ndns-resolver = \"127.0.0.1:{dns_port}\"\n"),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let (mut dev, _) = start_dev(&data, api, publication);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let records = Arc::new(Mutex::new(HashMap::new()));
+        dns_server(dns_port, Arc::clone(&records)).await;
+        let bundle = std::fs::read(data.join("ca-bundle.pem")).unwrap();
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&bundle).unwrap())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let mut client = Client::new(
+            &http,
+            &format!("https://127.0.0.1:{api}/acme/server/directory"),
+        )
+        .await;
+        client.register().await;
+        for (name, right) in [("dns.localhost", true), ("wrong-dns.localhost", false)] {
+            let new_order = client.url("newOrder");
+            let order = client
+                .post(
+                    &new_order,
+                    Some(&json!({"identifiers": [{"type": "dns", "value": name}]})),
+                )
+                .await;
+            assert_eq!(order.status, 201, "{}", order.text);
+            let authz_url = order.body["authorizations"][0].as_str().unwrap().to_owned();
+            let authz = client.post(&authz_url, None).await;
+            let challenge = authz.body["challenges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == "dns-01")
+                .unwrap_or_else(|| panic!("no dns-01 challenge: {}", authz.text))
+                .clone();
+            let key_authorization = format!(
+                "{}.{}",
+                challenge["token"].as_str().unwrap(),
+                client.thumbprint()
+            );
+            let digest = b64(aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA256,
+                key_authorization.as_bytes(),
+            )
+            .as_ref());
+            let value = if right {
+                digest
+            } else {
+                "something-else".into()
+            };
+            records
+                .lock()
+                .unwrap()
+                .insert(format!("_acme-challenge.{name}"), value);
+            let started = client
+                .post(challenge["url"].as_str().unwrap(), Some(&json!({})))
+                .await;
+            assert_eq!(started.status, 200, "{}", started.text);
+            let settled = settle(&mut client, &authz_url).await;
+            if right {
+                assert_eq!(settled.body["status"], "valid", "{}", settled.text);
+            } else {
+                assert_eq!(settled.body["status"], "invalid", "{}", settled.text);
+                let failed = settled.body["challenges"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["type"] == "dns-01")
+                    .unwrap();
+                assert_eq!(
+                    failed["error"]["type"], "urn:ietf:params:acme:error:incorrectResponse",
+                    "{}",
+                    settled.text
+                );
+            }
+        }
     });
     dev.kill().unwrap();
     let _ = dev.wait();

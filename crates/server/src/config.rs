@@ -111,6 +111,9 @@ pub struct AcmeSection {
     pub validation_timeout: Span,
     /// Lifetime of orders and their authorizations (default 1h).
     pub order_lifetime: Span,
+    /// The recursive DNS resolver dns-01 validation asks (`address:port`); default: the
+    /// first `nameserver` of `/etc/resolv.conf`. Without one, dns-01 is not offered.
+    pub dns_resolver: Option<SocketAddr>,
 }
 
 impl Default for AcmeSection {
@@ -120,6 +123,7 @@ impl Default for AcmeSection {
             allow_networks: Vec::new(),
             validation_timeout: Span(time::Duration::seconds(10)),
             order_lifetime: Span(time::Duration::hours(1)),
+            dns_resolver: None,
         }
     }
 }

@@ -19,9 +19,10 @@
 //! Implemented: nonces, accounts (ES256, RS256, EdDSA; `onlyReturnExisting`, contact
 //! update, deactivation), orders for `dns` identifiers, http-01, finalization, download
 //! with chain, revocation by the owning account or by the certificate key, ACME Renewal
-//! Information (RFC 9773), key change, External Account Binding. Not yet: tls-alpn-01,
-//! dns-01.
+//! Information (RFC 9773), key change, External Account Binding, dns-01 (through the
+//! configured resolver). Not yet: tls-alpn-01, wildcards.
 
+pub mod dns;
 pub mod jws;
 pub mod validation;
 
@@ -69,8 +70,10 @@ const JOSE_JSON: &str = "application/jose+json";
 /// The ACME settings the service runs with (from `[acme]`).
 #[derive(Clone, Debug)]
 pub struct AcmeSettings {
-    /// http-01 validation settings.
+    /// http-01 validation settings (its timeout also bounds dns-01).
     pub http01: Http01,
+    /// The recursive resolver dns-01 asks; dns-01 is offered only when there is one.
+    pub dns_resolver: Option<std::net::SocketAddr>,
     /// Lifetime of orders and authorizations.
     pub order_lifetime: time::Duration,
 }
@@ -93,8 +96,22 @@ impl AcmeSettings {
                 ),
             },
             order_lifetime: section.order_lifetime.0,
+            dns_resolver: section.dns_resolver.or_else(system_resolver),
         })
     }
+}
+
+/// The first `nameserver` of `/etc/resolv.conf`, port 53.
+fn system_resolver() -> Option<std::net::SocketAddr> {
+    let text = std::fs::read_to_string("/etc/resolv.conf").ok()?;
+    text.lines().find_map(|line| {
+        let mut words = line.split_whitespace();
+        (words.next() == Some("nameserver"))
+            .then(|| words.next())
+            .flatten()
+            .and_then(|address| address.parse::<std::net::IpAddr>().ok())
+            .map(|ip| std::net::SocketAddr::new(ip, 53))
+    })
 }
 
 /// An ACME problem (RFC 8555 §6.7).
@@ -948,7 +965,7 @@ fn order_identifiers(
             return Err(Problem::new(
                 "rejectedIdentifier",
                 StatusCode::BAD_REQUEST,
-                format!("{name}: wildcard names need dns-01, which is not implemented yet"),
+                format!("{name}: wildcard names are not supported yet"),
             ));
         }
         sans.push(SubjectAltName::Dns(name.clone()));
@@ -1007,15 +1024,25 @@ async fn new_order(
                 identifier: identifier.clone(),
                 status: AcmeAuthorizationStatus::Pending,
                 expires_at,
-                challenges: vec![AcmeChallenge {
-                    id: new_id()?,
-                    authorization_id,
-                    kind: "http-01".into(),
-                    token: random_token()?,
-                    status: AcmeChallengeStatus::Pending,
-                    validated_at: None,
-                    error: None,
-                }],
+                challenges: {
+                    let mut kinds = vec!["http-01"];
+                    if state.acme.dns_resolver.is_some() {
+                        kinds.push("dns-01");
+                    }
+                    let mut challenges = Vec::new();
+                    for kind in kinds {
+                        challenges.push(AcmeChallenge {
+                            id: new_id()?,
+                            authorization_id: authorization_id.clone(),
+                            kind: kind.into(),
+                            token: random_token()?,
+                            status: AcmeChallengeStatus::Pending,
+                            validated_at: None,
+                            error: None,
+                        });
+                    }
+                    challenges
+                },
             });
         }
         let order = AcmeOrder {
@@ -1224,7 +1251,7 @@ async fn challenge(
             if authorization.expires_at <= OffsetDateTime::now_utc() {
                 return Err(Problem::malformed("the authorization has expired"));
             }
-            if challenge.kind != "http-01" {
+            if !matches!(challenge.kind.as_str(), "http-01" | "dns-01") {
                 return Err(Problem::malformed("unsupported challenge type"));
             }
             if state.store.start_acme_challenge(&id).await? {
@@ -1244,9 +1271,11 @@ async fn challenge(
                 let token = challenge.token.clone();
                 let challenge_id = challenge.id.clone();
                 let account_id = account.id.clone();
+                let kind = challenge.kind.clone();
                 tokio::spawn(async move {
                     run_validation(
                         &task_state,
+                        &kind,
                         &challenge_id,
                         &account_id,
                         &name,
@@ -1271,20 +1300,56 @@ async fn challenge(
     .await
 }
 
-/// Validates one http-01 challenge and records the outcome (and its audit event).
+/// dns-01: a TXT record of `_acme-challenge.{name}` must be base64url(SHA-256(key
+/// authorization)).
+async fn validate_dns01(
+    resolver: std::net::SocketAddr,
+    timeout: Duration,
+    name: &str,
+    key_authorization: &str,
+) -> Result<(), validation::ValidationError> {
+    let expected = URL_SAFE_NO_PAD.encode(crate::state::sha256(key_authorization.as_bytes()));
+    let records = dns::txt_records(resolver, &format!("_acme-challenge.{name}"), timeout).await?;
+    if records.iter().any(|r| r.trim() == expected) {
+        Ok(())
+    } else {
+        Err(validation::ValidationError {
+            kind: "incorrectResponse",
+            detail: format!(
+                "no TXT record of _acme-challenge.{name} matches the key authorization ({} found)",
+                records.len()
+            ),
+        })
+    }
+}
+
+/// Validates one challenge (http-01 or dns-01) and records the outcome (and its audit
+/// event).
 async fn run_validation(
     state: &AppState,
+    kind: &str,
     challenge_id: &str,
     account_id: &str,
     name: &str,
     token: &str,
     key_authorization: &str,
 ) {
-    let result = state
-        .acme
-        .http01
-        .validate(name, token, key_authorization)
-        .await;
+    let result = match (kind, state.acme.dns_resolver) {
+        ("dns-01", Some(resolver)) => {
+            validate_dns01(resolver, state.acme.http01.timeout, name, key_authorization).await
+        }
+        ("dns-01", None) => Err(validation::ValidationError {
+            kind: "serverInternal",
+            detail: "no DNS resolver is configured".into(),
+        }),
+        _ => {
+            state
+                .acme
+                .http01
+                .validate(name, token, key_authorization)
+                .await
+        }
+    };
     let outcome = match &result {
         Ok(()) => ChallengeOutcome::Valid(OffsetDateTime::now_utc()),
         Err(error) => ChallengeOutcome::Invalid(
