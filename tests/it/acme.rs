@@ -1051,3 +1051,154 @@ fn dns_01_validates_through_the_configured_resolver() {
     dev.kill().unwrap();
     let _ = dev.wait();
 }
+
+/// Serves TLS on 127.0.0.1:`port` with whatever config `current` holds at each
+/// connection (a tls-alpn-01 responder whose certificate the test swaps).
+async fn tls_alpn_server(port: u16, current: Arc<Mutex<Option<Arc<rustls::ServerConfig>>>>) {
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let Some(config) = current.lock().unwrap().clone() else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let _ = tokio_rustls::TlsAcceptor::from(config).accept(stream).await;
+            });
+        }
+    });
+}
+
+/// Always presents the same certificate.
+#[derive(Debug)]
+struct OneCertificate(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for OneCertificate {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(Arc::clone(&self.0))
+    }
+}
+
+/// A tls-alpn-01 responder config for `name` carrying `digest` as its acmeIdentifier.
+fn tls_alpn_config(name: &str, digest: &[u8]) -> Arc<rustls::ServerConfig> {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+    params
+        .custom_extensions
+        .push(rcgen::CustomExtension::new_acme_identifier(digest));
+    let certificate = params.self_signed(&key).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    // A resolver rather than `with_single_cert`, which would refuse the critical
+    // acmeIdentifier extension.
+    let signing_key = provider
+        .key_provider
+        .load_private_key(rustls::pki_types::PrivateKeyDer::Pkcs8(
+            key.serialize_der().into(),
+        ))
+        .unwrap();
+    let certified = Arc::new(rustls::sign::CertifiedKey::new(
+        vec![certificate.der().clone()],
+        signing_key,
+    ));
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(OneCertificate(certified)));
+    config.alpn_protocols = vec![b"acme-tls/1".to_vec()];
+    Arc::new(config)
+}
+
+#[test]
+fn tls_alpn_01_checks_the_acme_identifier_of_the_presented_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, publication, tls_port) = (free_port(), free_port(), free_port());
+    let data = dev_with_http_port(dir.path(), free_port(), api, publication);
+    let config = data.join("carimbo.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let text = text.replacen(
+        "[acme]\n",
+        &format!("[acme]\ntls-alpn-01-port = {tls_port}\n"),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
+    let (mut dev, _) = start_dev(&data, api, publication);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let current = Arc::new(Mutex::new(None));
+        tls_alpn_server(tls_port, Arc::clone(&current)).await;
+        let bundle = std::fs::read(data.join("ca-bundle.pem")).unwrap();
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&bundle).unwrap())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let mut client = Client::new(
+            &http,
+            &format!("https://127.0.0.1:{api}/acme/server/directory"),
+        )
+        .await;
+        client.register().await;
+        for (name, right) in [("alpn.localhost", true), ("wrong-alpn.localhost", false)] {
+            let new_order = client.url("newOrder");
+            let order = client
+                .post(
+                    &new_order,
+                    Some(&json!({"identifiers": [{"type": "dns", "value": name}]})),
+                )
+                .await;
+            assert_eq!(order.status, 201, "{}", order.text);
+            let authz_url = order.body["authorizations"][0].as_str().unwrap().to_owned();
+            let authz = client.post(&authz_url, None).await;
+            let challenge = authz.body["challenges"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["type"] == "tls-alpn-01")
+                .unwrap_or_else(|| panic!("no tls-alpn-01 challenge: {}", authz.text))
+                .clone();
+            let key_authorization = format!(
+                "{}.{}",
+                challenge["token"].as_str().unwrap(),
+                client.thumbprint()
+            );
+            let mut digest =
+                aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key_authorization.as_bytes())
+                    .as_ref()
+                    .to_vec();
+            if !right {
+                digest[0] ^= 1;
+            }
+            *current.lock().unwrap() = Some(tls_alpn_config(name, &digest));
+            let started = client
+                .post(challenge["url"].as_str().unwrap(), Some(&json!({})))
+                .await;
+            assert_eq!(started.status, 200, "{}", started.text);
+            let settled = settle(&mut client, &authz_url).await;
+            let expected = if right { "valid" } else { "invalid" };
+            assert_eq!(settled.body["status"], expected, "{}", settled.text);
+            if !right {
+                let failed = settled.body["challenges"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|c| c["type"] == "tls-alpn-01")
+                    .unwrap();
+                assert_eq!(
+                    failed["error"]["type"], "urn:ietf:params:acme:error:incorrectResponse",
+                    "{}",
+                    settled.text
+                );
+            }
+        }
+    });
+    dev.kill().unwrap();
+    let _ = dev.wait();
+}

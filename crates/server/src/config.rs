@@ -101,6 +101,8 @@ pub struct AcmeSection {
     /// Port of http-01 validation requests (default 80, as RFC 8555 §8.3 requires;
     /// another port only for tests and closed networks).
     pub http_01_port: u16,
+    /// Port of tls-alpn-01 validation handshakes (default 443, RFC 8737 §3).
+    pub tls_alpn_01_port: u16,
     /// Address ranges (CIDR, e.g. `10.0.0.0/8`, `::1/128`) validation may reach even
     /// though they are refused by default: loopback, private (RFC 1918, unique local),
     /// link-local, shared (100.64/10), unspecified, multicast and broadcast addresses.
@@ -120,6 +122,7 @@ impl Default for AcmeSection {
     fn default() -> Self {
         Self {
             http_01_port: 80,
+            tls_alpn_01_port: 443,
             allow_networks: Vec::new(),
             validation_timeout: Span(time::Duration::seconds(10)),
             order_lifetime: Span(time::Duration::hours(1)),
@@ -857,6 +860,9 @@ impl LoadedConfig {
         let acme = &self.config.acme;
         if acme.http_01_port == 0 {
             return Err(self.error("acme.http-01-port", "must be a port number (1-65535)"));
+        }
+        if acme.tls_alpn_01_port == 0 {
+            return Err(self.error("acme.tls-alpn-01-port", "must be a port number (1-65535)"));
         }
         for (index, network) in acme.allow_networks.iter().enumerate() {
             crate::acme::validation::Network::parse(network)

@@ -19,11 +19,12 @@
 //! Implemented: nonces, accounts (ES256, RS256, EdDSA; `onlyReturnExisting`, contact
 //! update, deactivation), orders for `dns` identifiers, http-01, finalization, download
 //! with chain, revocation by the owning account or by the certificate key, ACME Renewal
-//! Information (RFC 9773), key change, External Account Binding, dns-01 (through the
-//! configured resolver). Not yet: tls-alpn-01, wildcards.
+//! Information (RFC 9773), key change, External Account Binding, tls-alpn-01 (RFC 8737),
+//! dns-01 (through the configured resolver). Not yet: wildcards, `ip` identifiers.
 
 pub mod dns;
 pub mod jws;
+pub mod tls_alpn;
 pub mod validation;
 
 use std::collections::BTreeSet;
@@ -72,6 +73,8 @@ const JOSE_JSON: &str = "application/jose+json";
 pub struct AcmeSettings {
     /// http-01 validation settings (its timeout also bounds dns-01).
     pub http01: Http01,
+    /// tls-alpn-01 validation settings.
+    pub tls_alpn01: tls_alpn::TlsAlpn01,
     /// The recursive resolver dns-01 asks; dns-01 is offered only when there is one.
     pub dns_resolver: Option<std::net::SocketAddr>,
     /// Lifetime of orders and authorizations.
@@ -86,17 +89,24 @@ impl AcmeSettings {
             .iter()
             .map(|n| Network::parse(n))
             .collect::<Result<Vec<_>, _>>()?;
+        let timeout = Duration::from_millis(
+            u64::try_from(section.validation_timeout.0.whole_milliseconds()).unwrap_or(10_000),
+        );
         Ok(Self {
             http01: Http01 {
                 port: section.http_01_port,
-                policy: AddressPolicy { allowed },
-                timeout: Duration::from_millis(
-                    u64::try_from(section.validation_timeout.0.whole_milliseconds())
-                        .unwrap_or(10_000),
-                ),
+                policy: AddressPolicy {
+                    allowed: allowed.clone(),
+                },
+                timeout,
             },
             order_lifetime: section.order_lifetime.0,
             dns_resolver: section.dns_resolver.or_else(system_resolver),
+            tls_alpn01: tls_alpn::TlsAlpn01 {
+                port: section.tls_alpn_01_port,
+                policy: AddressPolicy { allowed },
+                timeout,
+            },
         })
     }
 }
@@ -1025,7 +1035,7 @@ async fn new_order(
                 status: AcmeAuthorizationStatus::Pending,
                 expires_at,
                 challenges: {
-                    let mut kinds = vec!["http-01"];
+                    let mut kinds = vec!["http-01", "tls-alpn-01"];
                     if state.acme.dns_resolver.is_some() {
                         kinds.push("dns-01");
                     }
@@ -1251,7 +1261,10 @@ async fn challenge(
             if authorization.expires_at <= OffsetDateTime::now_utc() {
                 return Err(Problem::malformed("the authorization has expired"));
             }
-            if !matches!(challenge.kind.as_str(), "http-01" | "dns-01") {
+            if !matches!(
+                challenge.kind.as_str(),
+                "http-01" | "dns-01" | "tls-alpn-01"
+            ) {
                 return Err(Problem::malformed("unsupported challenge type"));
             }
             if state.store.start_acme_challenge(&id).await? {
@@ -1337,6 +1350,13 @@ async fn run_validation(
     let result = match (kind, state.acme.dns_resolver) {
         ("dns-01", Some(resolver)) => {
             validate_dns01(resolver, state.acme.http01.timeout, name, key_authorization).await
+        }
+        ("tls-alpn-01", _) => {
+            state
+                .acme
+                .tls_alpn01
+                .validate(name, key_authorization)
+                .await
         }
         ("dns-01", None) => Err(validation::ValidationError {
             kind: "serverInternal",

@@ -250,34 +250,7 @@ impl Http01 {
     }
 
     async fn resolve(&self, name: &str) -> Result<Vec<IpAddr>, ValidationError> {
-        let lower = name.to_ascii_lowercase();
-        let resolved: Vec<IpAddr> = if lower == "localhost" || lower.ends_with(".localhost") {
-            vec![
-                IpAddr::V4(Ipv4Addr::LOCALHOST),
-                IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ]
-        } else {
-            tokio::net::lookup_host((lower.as_str(), self.port))
-                .await
-                .map_err(|e| failed("dns", format!("cannot resolve {name}: {e}")))?
-                .map(|address| address.ip())
-                .collect()
-        };
-        let permitted: Vec<IpAddr> = resolved
-            .iter()
-            .copied()
-            .filter(|ip| self.policy.permits(*ip))
-            .collect();
-        if resolved.is_empty() {
-            return Err(failed("dns", format!("{name} has no address")));
-        }
-        if permitted.is_empty() {
-            return Err(failed(
-                "connection",
-                format!("{name} resolves only to addresses validation may not reach"),
-            ));
-        }
-        Ok(permitted)
+        resolve_permitted(name, self.port, &self.policy).await
     }
 
     async fn fetch(
@@ -321,6 +294,43 @@ impl Http01 {
             format!("cannot connect to {name}: {last_error}"),
         ))
     }
+}
+
+/// The addresses of `name` that `policy` permits (names under `localhost`: loopback,
+/// without DNS); an error if it has none, or none permitted.
+pub(crate) async fn resolve_permitted(
+    name: &str,
+    port: u16,
+    policy: &AddressPolicy,
+) -> Result<Vec<IpAddr>, ValidationError> {
+    let lower = name.to_ascii_lowercase();
+    let resolved: Vec<IpAddr> = if lower == "localhost" || lower.ends_with(".localhost") {
+        vec![
+            IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(Ipv6Addr::LOCALHOST),
+        ]
+    } else {
+        tokio::net::lookup_host((lower.as_str(), port))
+            .await
+            .map_err(|e| failed("dns", format!("cannot resolve {name}: {e}")))?
+            .map(|address| address.ip())
+            .collect()
+    };
+    let permitted: Vec<IpAddr> = resolved
+        .iter()
+        .copied()
+        .filter(|ip| policy.permits(*ip))
+        .collect();
+    if resolved.is_empty() {
+        return Err(failed("dns", format!("{name} has no address")));
+    }
+    if permitted.is_empty() {
+        return Err(failed(
+            "connection",
+            format!("{name} resolves only to addresses validation may not reach"),
+        ));
+    }
+    Ok(permitted)
 }
 
 /// A parsed HTTP response.
