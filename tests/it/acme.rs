@@ -174,6 +174,9 @@ struct Client {
     key: EcdsaKeyPair,
     kid: Option<String>,
     nonce: Option<String>,
+    /// `(origin in the URLs, origin actually contacted)`: requests go to another
+    /// replica with the `Host` of the first, as behind a load balancer.
+    via: Option<(String, String)>,
 }
 
 /// A response: status, body (JSON when it is), headers.
@@ -213,6 +216,7 @@ impl Client {
             key: p256_key(),
             kid: None,
             nonce: None,
+            via: None,
         }
     }
 
@@ -239,11 +243,26 @@ impl Client {
         if let Some(nonce) = self.nonce.take() {
             return nonce;
         }
-        let response = self.http.head(self.url("newNonce")).send().await.unwrap();
+        let response = self
+            .request(reqwest::Method::HEAD, &self.url("newNonce"))
+            .send()
+            .await
+            .unwrap();
         response.headers()["replay-nonce"]
             .to_str()
             .unwrap()
             .to_owned()
+    }
+
+    /// A request to `url`, through the replica of `via` if set.
+    fn request(&self, method: reqwest::Method, url: &str) -> reqwest::RequestBuilder {
+        match &self.via {
+            Some((seen, actual)) => self
+                .http
+                .request(method, url.replacen(seen.as_str(), actual, 1))
+                .header("host", seen.trim_start_matches("https://")),
+            None => self.http.request(method, url),
+        }
     }
 
     /// The body of a JWS; `payload` None is POST-as-GET.
@@ -269,8 +288,7 @@ impl Client {
 
     async fn send(&mut self, url: &str, body: &Value) -> Reply {
         let response = self
-            .http
-            .post(url)
+            .request(reqwest::Method::POST, url)
             .header("content-type", "application/jose+json")
             .body(body.to_string())
             .send()
@@ -1201,4 +1219,111 @@ fn tls_alpn_01_checks_the_acme_identifier_of_the_presented_certificate() {
     });
     dev.kill().unwrap();
     let _ = dev.wait();
+}
+
+#[test]
+fn two_replicas_on_one_postgresql_database_share_acme_state() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let Some(database) = runtime.block_on(carimbo_store::postgres_testing::database()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let http_port = free_port();
+    let data = dev_with_http_port(dir.path(), http_port, free_port(), free_port());
+    carimbo_tests::write_private(&data.join("pg.url"), database.url.as_bytes());
+    let mut replicas = Vec::new();
+    for name in ["a", "b"] {
+        let (api, publication) = (free_port(), free_port());
+        let config = crate::replicas::serve_config(
+            &data,
+            &format!("replica-{name}"),
+            api,
+            publication,
+            true,
+        );
+        replicas.push(crate::replicas::start_replica_with(
+            &config,
+            api,
+            publication,
+            &[],
+            Some(&data.join(format!("replica-{name}.log"))),
+        ));
+    }
+    let (a, b) = (replicas[0].api.clone(), replicas[1].api.clone());
+    runtime.block_on(async {
+        let answers = Arc::new(Mutex::new(HashMap::new()));
+        challenge_server(http_port, Arc::clone(&answers)).await;
+        let bundle = std::fs::read(data.join("ca-bundle.pem")).unwrap();
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&bundle).unwrap())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let mut client = Client::new(&http, &format!("{a}/acme/server/directory")).await;
+        client.register().await;
+        // A nonce from B is good on A, once: the second use, on B, is a replay.
+        client.via = Some((a.clone(), b.clone()));
+        let nonce = client.fresh_nonce().await;
+        client.via = None;
+        let new_order = client.url("newOrder");
+        let body = client.sign(
+            &client.header(&new_order, &nonce),
+            Some(&json!({"identifiers": [{"type": "dns", "value": "replay.localhost"}]})),
+        );
+        assert_eq!(client.send(&new_order, &body).await.status, 201);
+        client.via = Some((a.clone(), b.clone()));
+        let replayed = client.send(&new_order, &body).await;
+        assert_eq!(
+            replayed.problem(),
+            "urn:ietf:params:acme:error:badNonce",
+            "{}",
+            replayed.text
+        );
+        // Ordered and validated through B, ready on A.
+        let (order_url, authz) =
+            order_and_answer(&mut client, &answers, "shared.localhost", |k| k.to_owned()).await;
+        assert_eq!(authz.body["status"], "valid", "{}", authz.text);
+        client.via = None;
+        let order = client.post(&order_url, None).await;
+        assert_eq!(order.body["status"], "ready", "{}", order.text);
+        // Finalized on both at once: one certificate.
+        let finalize = order.body["finalize"].as_str().unwrap().to_owned();
+        let mut bodies = Vec::new();
+        for _ in 0..2 {
+            let nonce = client.fresh_nonce().await;
+            client.nonce = None;
+            bodies.push(client.sign(
+                &client.header(&finalize, &nonce),
+                Some(&json!({"csr": b64(&csr(&["shared.localhost"]))})),
+            ));
+        }
+        let send = |origin: &str, body: Value| {
+            let request = http
+                .post(finalize.replacen(a.as_str(), origin, 1))
+                .header("host", a.trim_start_matches("https://"))
+                .header("content-type", "application/jose+json")
+                .body(body.to_string());
+            async move {
+                let response = request.send().await.unwrap();
+                let status = response.status().as_u16();
+                (status, response.text().await.unwrap())
+            }
+        };
+        let (first, second) =
+            tokio::join!(send(&a, bodies[0].clone()), send(&b, bodies[1].clone()));
+        let mut statuses = [first.0, second.0];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 403], "{first:?} {second:?}");
+        let loser = if first.0 == 403 { &first.1 } else { &second.1 };
+        assert!(loser.contains("orderNotReady"), "{loser}");
+        let order = client.post(&order_url, None).await;
+        assert_eq!(order.body["status"], "valid", "{}", order.text);
+        let certificate = order.body["certificate"].as_str().unwrap().to_owned();
+        client.via = Some((a.clone(), b.clone()));
+        let chain = client.post(&certificate, None).await;
+        assert_eq!(chain.status, 200, "{}", chain.text);
+    });
+    for replica in &mut replicas {
+        replica.terminate();
+    }
 }
