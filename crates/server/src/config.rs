@@ -616,14 +616,15 @@ impl Default for AuditSection {
 }
 
 /// The sections of a config that decide who gets what — provisioners, profiles, admins
-/// and their roles, rate limits, and the KMS clients, rules, rotations and rate limits —
+/// and their roles, rate limits, ACME validation settings, and the KMS clients, rules,
+/// rotations and rate limits —
 /// as JSON, section by section, for the `config.applied` audit event.
 fn policy_sections(text: &str) -> serde_json::Map<String, serde_json::Value> {
     let Ok(table) = text.parse::<toml::Table>() else {
         return serde_json::Map::new();
     };
     let mut sections = serde_json::Map::new();
-    for name in ["provisioners", "profiles", "admins", "limits"] {
+    for name in ["provisioners", "profiles", "admins", "limits", "acme"] {
         if let Some(value) = table.get(name) {
             sections.insert(
                 name.to_owned(),
@@ -651,7 +652,7 @@ pub struct LoadedConfig {
     pub config: ServerConfig,
     /// The file.
     pub path: PathBuf,
-    /// Its policy sections as JSON (provisioners, profiles, admins, limits, KMS
+    /// Its policy sections as JSON (provisioners, profiles, admins, limits, ACME, KMS
     /// clients, rules, rotations and rate limits), for auditing changes between starts.
     pub policy: serde_json::Map<String, serde_json::Value>,
 }
