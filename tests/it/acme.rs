@@ -988,7 +988,11 @@ fn dns_01_validates_through_the_configured_resolver() {
         &format!("[acme]\ndns-resolver = \"127.0.0.1:{dns_port}\"\n"),
         1,
     );
-    std::fs::write(&config, text).unwrap();
+    std::fs::write(
+        &config,
+        text + "\n[profiles.server]\nallow-wildcards = true\n",
+    )
+    .unwrap();
     let (mut dev, _) = start_dev(&data, api, publication);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -1065,6 +1069,49 @@ fn dns_01_validates_through_the_configured_resolver() {
                 );
             }
         }
+
+        // A wildcard: one authorization for the base name, dns-01 only.
+        let new_order = client.url("newOrder");
+        let order = client
+            .post(
+                &new_order,
+                Some(&json!({"identifiers": [{"type": "dns", "value": "*.wild.localhost"}]})),
+            )
+            .await;
+        assert_eq!(order.status, 201, "{}", order.text);
+        let order_url = order.location.clone().unwrap();
+        let authz_url = order.body["authorizations"][0].as_str().unwrap().to_owned();
+        let authz = client.post(&authz_url, None).await;
+        assert_eq!(authz.body["wildcard"], true, "{}", authz.text);
+        assert_eq!(authz.body["identifier"]["value"], "wild.localhost");
+        let challenges = authz.body["challenges"].as_array().unwrap();
+        assert_eq!(challenges.len(), 1, "{}", authz.text);
+        assert_eq!(challenges[0]["type"], "dns-01");
+        let key_authorization = format!(
+            "{}.{}",
+            challenges[0]["token"].as_str().unwrap(),
+            client.thumbprint()
+        );
+        records.lock().unwrap().insert(
+            "_acme-challenge.wild.localhost".into(),
+            b64(aws_lc_rs::digest::digest(
+                &aws_lc_rs::digest::SHA256,
+                key_authorization.as_bytes(),
+            )
+            .as_ref()),
+        );
+        let challenge_url = challenges[0]["url"].as_str().unwrap().to_owned();
+        client.post(&challenge_url, Some(&json!({}))).await;
+        let settled = settle(&mut client, &authz_url).await;
+        assert_eq!(settled.body["status"], "valid", "{}", settled.text);
+        let finalize = format!("{order_url}/finalize");
+        let reply = client
+            .post(
+                &finalize,
+                Some(&json!({"csr": b64(&csr(&["*.wild.localhost"]))})),
+            )
+            .await;
+        assert_eq!(reply.body["status"], "valid", "{}", reply.text);
     });
     dev.kill().unwrap();
     let _ = dev.wait();

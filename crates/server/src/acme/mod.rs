@@ -20,7 +20,8 @@
 //! update, deactivation), orders for `dns` identifiers, http-01, finalization, download
 //! with chain, revocation by the owning account or by the certificate key, ACME Renewal
 //! Information (RFC 9773), key change, External Account Binding, tls-alpn-01 (RFC 8737),
-//! dns-01 (through the configured resolver). Not yet: wildcards, `ip` identifiers.
+//! dns-01 (through the configured resolver; wildcards with dns-01 only). Not yet: `ip`
+//! identifiers.
 
 pub mod dns;
 pub mod jws;
@@ -971,11 +972,11 @@ fn order_identifiers(
     }
     let mut sans = Vec::new();
     for name in &names {
-        if name.starts_with("*.") {
+        if name.starts_with("*.") && state.acme.dns_resolver.is_none() {
             return Err(Problem::new(
                 "rejectedIdentifier",
                 StatusCode::BAD_REQUEST,
-                format!("{name}: wildcard names are not supported yet"),
+                format!("{name}: wildcard names need dns-01, and no DNS resolver is configured"),
             ));
         }
         sans.push(SubjectAltName::Dns(name.clone()));
@@ -1035,7 +1036,13 @@ async fn new_order(
                 status: AcmeAuthorizationStatus::Pending,
                 expires_at,
                 challenges: {
-                    let mut kinds = vec!["http-01", "tls-alpn-01"];
+                    // A wildcard is proven for its base name, by dns-01 only (RFC 8555
+                    // §7.1.3, §8).
+                    let mut kinds = if identifier.value.starts_with("*.") {
+                        vec![]
+                    } else {
+                        vec!["http-01", "tls-alpn-01"]
+                    };
                     if state.acme.dns_resolver.is_some() {
                         kinds.push("dns-01");
                     }
@@ -1148,6 +1155,11 @@ fn challenge_json(directory: &Directory, challenge: &AcmeChallenge) -> Value {
     body
 }
 
+/// The name a wildcard identifier is validated for: without its `*.`.
+fn base_name(value: &str) -> &str {
+    value.strip_prefix("*.").unwrap_or(value)
+}
+
 fn authorization_json(directory: &Directory, authorization: &AcmeAuthorization) -> Value {
     let status = match authorization.status {
         AcmeAuthorizationStatus::Pending | AcmeAuthorizationStatus::Valid
@@ -1157,8 +1169,11 @@ fn authorization_json(directory: &Directory, authorization: &AcmeAuthorization) 
         }
         status => status,
     };
-    json!({
-        "identifier": {"type": authorization.identifier.kind, "value": authorization.identifier.value},
+    let mut body = json!({
+        "identifier": {
+            "type": authorization.identifier.kind,
+            "value": base_name(&authorization.identifier.value),
+        },
         "status": status.as_str(),
         "expires": rfc3339(authorization.expires_at),
         "challenges": authorization
@@ -1166,7 +1181,12 @@ fn authorization_json(directory: &Directory, authorization: &AcmeAuthorization) 
             .iter()
             .map(|c| challenge_json(directory, c))
             .collect::<Vec<_>>(),
-    })
+    });
+    if authorization.identifier.value.starts_with("*.") {
+        // RFC 8555 §7.1.4: present, and true, only for wildcard authorizations.
+        body["wildcard"] = json!(true);
+    }
+    body
 }
 
 async fn owned_authorization(
@@ -1280,7 +1300,7 @@ async fn challenge(
                 let key_authorization =
                     format!("{}.{}", challenge.token, stored_key(&account)?.thumbprint());
                 let task_state = Arc::clone(&state);
-                let name = authorization.identifier.value.clone();
+                let name = base_name(&authorization.identifier.value).to_owned();
                 let token = challenge.token.clone();
                 let challenge_id = challenge.id.clone();
                 let account_id = account.id.clone();
