@@ -1374,3 +1374,85 @@ fn two_replicas_on_one_postgresql_database_share_acme_state() {
         replica.terminate();
     }
 }
+
+#[test]
+fn ip_identifiers_are_validated_with_http_01_on_the_address_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let (api, publication, http_port) = (free_port(), free_port(), free_port());
+    let data = dev_with_http_port(dir.path(), http_port, api, publication);
+    let config = data.join("carimbo.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let granted = r#"sans = ["dns:localhost", "dns:**.localhost"]"#;
+    assert!(text.contains(granted), "dev config changed");
+    std::fs::write(
+        &config,
+        text.replace(
+            granted,
+            r#"sans = ["dns:localhost", "dns:**.localhost", "ip:127.0.0.1"]"#,
+        ),
+    )
+    .unwrap();
+    let (mut dev, _) = start_dev(&data, api, publication);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let answers = Arc::new(Mutex::new(HashMap::new()));
+        challenge_server(http_port, Arc::clone(&answers)).await;
+        let bundle = std::fs::read(data.join("ca-bundle.pem")).unwrap();
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&bundle).unwrap())
+            .timeout(Duration::from_secs(20))
+            .build()
+            .unwrap();
+        let mut client = Client::new(
+            &http,
+            &format!("https://127.0.0.1:{api}/acme/server/directory"),
+        )
+        .await;
+        client.register().await;
+        let new_order = client.url("newOrder");
+        // An address the provisioner does not grant.
+        let reply = client
+            .post(
+                &new_order,
+                Some(&json!({"identifiers": [{"type": "ip", "value": "10.0.0.1"}]})),
+            )
+            .await;
+        assert_eq!(
+            reply.problem(),
+            "urn:ietf:params:acme:error:rejectedIdentifier",
+            "{}",
+            reply.text
+        );
+        let order = client
+            .post(
+                &new_order,
+                Some(&json!({"identifiers": [{"type": "ip", "value": "127.0.0.1"}]})),
+            )
+            .await;
+        assert_eq!(order.status, 201, "{}", order.text);
+        let order_url = order.location.clone().unwrap();
+        let authz_url = order.body["authorizations"][0].as_str().unwrap().to_owned();
+        let authz = client.post(&authz_url, None).await;
+        let challenges = authz.body["challenges"].as_array().unwrap();
+        assert_eq!(challenges.len(), 1, "{}", authz.text);
+        assert_eq!(challenges[0]["type"], "http-01");
+        let token = challenges[0]["token"].as_str().unwrap().to_owned();
+        answers
+            .lock()
+            .unwrap()
+            .insert(token.clone(), format!("{token}.{}", client.thumbprint()));
+        let challenge_url = challenges[0]["url"].as_str().unwrap().to_owned();
+        client.post(&challenge_url, Some(&json!({}))).await;
+        let settled = settle(&mut client, &authz_url).await;
+        assert_eq!(settled.body["status"], "valid", "{}", settled.text);
+        let reply = client
+            .post(
+                &format!("{order_url}/finalize"),
+                Some(&json!({"csr": b64(&csr(&["127.0.0.1"]))})),
+            )
+            .await;
+        assert_eq!(reply.body["status"], "valid", "{}", reply.text);
+    });
+    dev.kill().unwrap();
+    let _ = dev.wait();
+}

@@ -17,11 +17,11 @@
 //! and every refusal, leaves an audit event.
 //!
 //! Implemented: nonces, accounts (ES256, RS256, EdDSA; `onlyReturnExisting`, contact
-//! update, deactivation), orders for `dns` identifiers, http-01, finalization, download
+//! update, deactivation), orders, http-01, finalization, download
 //! with chain, revocation by the owning account or by the certificate key, ACME Renewal
 //! Information (RFC 9773), key change, External Account Binding, tls-alpn-01 (RFC 8737),
-//! dns-01 (through the configured resolver; wildcards with dns-01 only). Not yet: `ip`
-//! identifiers.
+//! dns-01 (through the configured resolver; wildcards with dns-01 only), `ip`
+//! identifiers with http-01 (RFC 8738). Not yet: tls-alpn-01 for `ip` identifiers.
 
 pub mod dns;
 pub mod jws;
@@ -952,6 +952,7 @@ fn order_identifiers(
         ));
     }
     let mut names = BTreeSet::new();
+    let mut addresses = BTreeSet::new();
     for item in list {
         let kind = item.get("type").and_then(Value::as_str);
         let value = item.get("value").and_then(Value::as_str);
@@ -960,11 +961,18 @@ fn order_identifiers(
                 names.insert(value.trim_end_matches('.').to_ascii_lowercase());
             }
             (Some("dns"), _) => return Err(Problem::malformed("a dns identifier needs a value")),
+            (Some("ip"), Some(value)) => {
+                // RFC 8738: the address in its canonical text form.
+                let ip: std::net::IpAddr = value
+                    .parse()
+                    .map_err(|_| Problem::malformed(format!("{value:?} is not an IP address")))?;
+                addresses.insert(ip);
+            }
             (Some(other), _) => {
                 return Err(Problem::new(
                     "unsupportedIdentifier",
                     StatusCode::BAD_REQUEST,
-                    format!("identifier type {other:?} is not supported (dns)"),
+                    format!("identifier type {other:?} is not supported (dns, ip)"),
                 ));
             }
             (None, _) => return Err(Problem::malformed("an identifier needs a type")),
@@ -981,6 +989,7 @@ fn order_identifiers(
         }
         sans.push(SubjectAltName::Dns(name.clone()));
     }
+    sans.extend(addresses.iter().copied().map(SubjectAltName::Ip));
     let profile = state
         .profiles
         .get(&directory.profile)
@@ -996,6 +1005,10 @@ fn order_identifiers(
             kind: "dns".into(),
             value,
         })
+        .chain(addresses.iter().map(|ip| AcmeIdentifier {
+            kind: "ip".into(),
+            value: ip.to_string(),
+        }))
         .collect();
     Ok((identifiers, sans))
 }
@@ -1038,12 +1051,16 @@ async fn new_order(
                 challenges: {
                     // A wildcard is proven for its base name, by dns-01 only (RFC 8555
                     // §7.1.3, §8).
-                    let mut kinds = if identifier.value.starts_with("*.") {
+                    let mut kinds = if identifier.kind == "ip" {
+                        // RFC 8738 §7: no dns-01 for addresses; tls-alpn-01 for them
+                        // (reverse-DNS SNI) is not implemented.
+                        vec!["http-01"]
+                    } else if identifier.value.starts_with("*.") {
                         vec![]
                     } else {
                         vec!["http-01", "tls-alpn-01"]
                     };
-                    if state.acme.dns_resolver.is_some() {
+                    if state.acme.dns_resolver.is_some() && identifier.kind == "dns" {
                         kinds.push("dns-01");
                     }
                     let mut challenges = Vec::new();

@@ -264,10 +264,14 @@ impl Http01 {
             let target = SocketAddr::new(*address, self.port);
             match TcpStream::connect(target).await {
                 Ok(mut stream) => {
+                    let literal = match name.parse::<IpAddr>() {
+                        Ok(IpAddr::V6(_)) => format!("[{name}]"),
+                        _ => name.to_owned(),
+                    };
                     let host = if self.port == 80 {
-                        name.to_owned()
+                        literal
                     } else {
-                        format!("{name}:{}", self.port)
+                        format!("{literal}:{}", self.port)
                     };
                     let request = format!(
                         "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: carimbo-acme\r\n\
@@ -304,7 +308,10 @@ pub(crate) async fn resolve_permitted(
     policy: &AddressPolicy,
 ) -> Result<Vec<IpAddr>, ValidationError> {
     let lower = name.to_ascii_lowercase();
-    let resolved: Vec<IpAddr> = if lower == "localhost" || lower.ends_with(".localhost") {
+    let resolved: Vec<IpAddr> = if let Ok(ip) = lower.parse::<IpAddr>() {
+        // An ip identifier (RFC 8738): the address itself.
+        vec![ip]
+    } else if lower == "localhost" || lower.ends_with(".localhost") {
         vec![
             IpAddr::V4(Ipv4Addr::LOCALHOST),
             IpAddr::V6(Ipv6Addr::LOCALHOST),
