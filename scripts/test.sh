@@ -17,6 +17,8 @@ have_initdb() {
         command -v initdb >/dev/null
 }
 have_initdb || missing+=(postgresql)
+# The ACME test runs the real certbot against `carimbo dev`.
+command -v certbot >/dev/null || missing+=(certbot)
 # Headless Chromium renders the admin dashboard in its test.
 command -v chromium >/dev/null || missing+=(chromium)
 # libfaketime shifts a service's clock for the clock-fault test.

@@ -1,6 +1,7 @@
 //! Carimbo's integration tests: one binary, one module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod acme;
 mod agent;
 mod audit;
 mod ceremony;

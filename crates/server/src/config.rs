@@ -87,6 +87,48 @@ pub struct ServerConfig {
     /// `GET /metrics` (defaults when absent: on, auditor or admin token required).
     #[serde(default)]
     pub metrics: MetricsSection,
+    /// ACME (RFC 8555) challenge validation settings (docs/acme.md); ACME itself is on
+    /// for every profile an ACME provisioner grants.
+    #[serde(default)]
+    pub acme: AcmeSection,
+}
+
+/// How the ACME server validates challenges.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+#[serde(default)]
+pub struct AcmeSection {
+    /// Port of http-01 validation requests (default 80, as RFC 8555 §8.3 requires;
+    /// another port only for tests and closed networks).
+    pub http_01_port: u16,
+    /// Port of tls-alpn-01 validation handshakes (default 443, RFC 8737 §3).
+    pub tls_alpn_01_port: u16,
+    /// Address ranges (CIDR, e.g. `10.0.0.0/8`, `::1/128`) validation may reach even
+    /// though they are refused by default: loopback, private (RFC 1918, unique local),
+    /// link-local, shared (100.64/10), unspecified, multicast and broadcast addresses.
+    /// Every other address is reachable.
+    pub allow_networks: Vec<String>,
+    /// Time limit of one challenge validation: resolution, connection, redirects and
+    /// response (default 10s).
+    pub validation_timeout: Span,
+    /// Lifetime of orders and their authorizations (default 1h).
+    pub order_lifetime: Span,
+    /// The recursive DNS resolver dns-01 validation asks (`address:port`); default: the
+    /// first `nameserver` of `/etc/resolv.conf`. Without one, dns-01 is not offered.
+    pub dns_resolver: Option<SocketAddr>,
+}
+
+impl Default for AcmeSection {
+    fn default() -> Self {
+        Self {
+            http_01_port: 80,
+            tls_alpn_01_port: 443,
+            allow_networks: Vec::new(),
+            validation_timeout: Span(time::Duration::seconds(10)),
+            order_lifetime: Span(time::Duration::hours(1)),
+            dns_resolver: None,
+        }
+    }
 }
 
 /// Who may read `GET /metrics`.
@@ -483,9 +525,10 @@ fn default_true() -> bool {
 pub struct ProvisionerSection {
     /// Name.
     pub name: String,
-    /// `token` (one-time bootstrap tokens minted by an admin) or `jwt` (OIDC/JWT
+    /// `token` (one-time bootstrap tokens minted by an admin), `jwt` (OIDC/JWT
     /// bearer tokens, e.g. Kubernetes service-account tokens; settings in
-    /// `[provisioners.jwt]`).
+    /// `[provisioners.jwt]`) or `acme` (ACME clients, at `/acme/{profile}/directory`
+    /// for each of its profiles; at most one ACME provisioner per profile).
     #[serde(rename = "type")]
     pub kind: String,
     /// JWT settings (type `jwt` only).
@@ -504,6 +547,26 @@ pub struct ProvisionerSection {
     /// Longest lifetime of its bootstrap tokens.
     #[serde(default = "default_token_lifetime")]
     pub token_lifetime: Span,
+    /// ACME only: accept only accounts created with External Account Binding by one of
+    /// its `eab-keys` (default false). Of the ACME provisioners granting a profile, at
+    /// most one may leave this off: accounts created without EAB belong to it.
+    #[serde(default)]
+    pub require_eab: bool,
+    /// ACME only: External Account Binding keys; an account created with one of them
+    /// belongs to this provisioner, whose policy then limits what it may order.
+    #[serde(default)]
+    pub eab_keys: Vec<EabKeySection>,
+}
+
+/// An ACME External Account Binding key (RFC 8555 §7.3.4).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct EabKeySection {
+    /// The key identifier given to the account holder.
+    pub kid: String,
+    /// File (0600) holding the HMAC key, base64url as handed to ACME clients (at least
+    /// 32 bytes once decoded).
+    pub hmac_key_file: PathBuf,
 }
 
 fn default_lineage_age() -> Span {
@@ -553,14 +616,15 @@ impl Default for AuditSection {
 }
 
 /// The sections of a config that decide who gets what — provisioners, profiles, admins
-/// and their roles, rate limits, and the KMS clients, rules, rotations and rate limits —
+/// and their roles, rate limits, ACME validation settings, and the KMS clients, rules,
+/// rotations and rate limits —
 /// as JSON, section by section, for the `config.applied` audit event.
 fn policy_sections(text: &str) -> serde_json::Map<String, serde_json::Value> {
     let Ok(table) = text.parse::<toml::Table>() else {
         return serde_json::Map::new();
     };
     let mut sections = serde_json::Map::new();
-    for name in ["provisioners", "profiles", "admins", "limits"] {
+    for name in ["provisioners", "profiles", "admins", "limits", "acme"] {
         if let Some(value) = table.get(name) {
             sections.insert(
                 name.to_owned(),
@@ -588,7 +652,7 @@ pub struct LoadedConfig {
     pub config: ServerConfig,
     /// The file.
     pub path: PathBuf,
-    /// Its policy sections as JSON (provisioners, profiles, admins, limits, KMS
+    /// Its policy sections as JSON (provisioners, profiles, admins, limits, ACME, KMS
     /// clients, rules, rotations and rate limits), for auditing changes between starts.
     pub policy: serde_json::Map<String, serde_json::Value>,
 }
@@ -752,6 +816,70 @@ impl LoadedConfig {
         Ok(())
     }
 
+    fn check_acme(&self) -> Result<(), ServerError> {
+        let mut open = std::collections::HashMap::new();
+        let mut kids = std::collections::HashSet::new();
+        for (index, provisioner) in self.config.provisioners.iter().enumerate() {
+            if provisioner.kind != "acme" {
+                if provisioner.require_eab || !provisioner.eab_keys.is_empty() {
+                    return Err(self.error(
+                        &format!("provisioners[{index}].eab-keys"),
+                        "only ACME provisioners take require-eab and eab-keys",
+                    ));
+                }
+                continue;
+            }
+            for (key, eab) in provisioner.eab_keys.iter().enumerate() {
+                if eab.kid.is_empty() || !kids.insert(eab.kid.as_str()) {
+                    return Err(self.error(
+                        &format!("provisioners[{index}].eab-keys[{key}].kid"),
+                        "must be non-empty and unique across provisioners",
+                    ));
+                }
+            }
+            if provisioner.require_eab {
+                if provisioner.eab_keys.is_empty() {
+                    return Err(self.error(
+                        &format!("provisioners[{index}].require-eab"),
+                        "needs at least one entry in eab-keys",
+                    ));
+                }
+                continue;
+            }
+            for profile in &provisioner.profiles {
+                if let Some(other) = open.insert(profile.as_str(), provisioner.name.as_str()) {
+                    return Err(self.error(
+                        &format!("provisioners[{index}].profiles"),
+                        format!(
+                            "ACME provisioner {other:?} already takes accounts without External \
+                             Account Binding for profile {profile:?}; set require-eab on one"
+                        ),
+                    ));
+                }
+            }
+        }
+        let acme = &self.config.acme;
+        if acme.http_01_port == 0 {
+            return Err(self.error("acme.http-01-port", "must be a port number (1-65535)"));
+        }
+        if acme.tls_alpn_01_port == 0 {
+            return Err(self.error("acme.tls-alpn-01-port", "must be a port number (1-65535)"));
+        }
+        for (index, network) in acme.allow_networks.iter().enumerate() {
+            crate::acme::validation::Network::parse(network)
+                .map_err(|e| self.error(&format!("acme.allow-networks[{index}]"), e))?;
+        }
+        let timeout = acme.validation_timeout.0;
+        if timeout < time::Duration::seconds(1) || timeout > time::Duration::minutes(2) {
+            return Err(self.error("acme.validation-timeout", "must be between 1s and 2m"));
+        }
+        let lifetime = acme.order_lifetime.0;
+        if lifetime < time::Duration::minutes(1) || lifetime > time::Duration::days(7) {
+            return Err(self.error("acme.order-lifetime", "must be between 1m and 7d"));
+        }
+        Ok(())
+    }
+
     /// The rule `index` of `kms.rules`, checked.
     pub fn kms_rule(
         &self,
@@ -861,7 +989,8 @@ impl LoadedConfig {
                 ("jwt", Some(settings)) => settings
                     .check()
                     .map_err(|e| self.error(&format!("provisioners[{index}].jwt"), e))?,
-                ("token", Some(_)) => {
+                ("acme", None) => {}
+                ("token" | "acme", Some(_)) => {
                     return Err(self.error(
                         &format!("provisioners[{index}].jwt"),
                         "only provisioners of type jwt take JWT settings",
@@ -876,7 +1005,7 @@ impl LoadedConfig {
                 (other, _) => {
                     return Err(self.error(
                         &format!("provisioners[{index}].type"),
-                        format!("unknown provisioner type {other:?} (token or jwt)"),
+                        format!("unknown provisioner type {other:?} (token, jwt or acme)"),
                     ));
                 }
             }
@@ -887,6 +1016,7 @@ impl LoadedConfig {
                 ));
             }
         }
+        self.check_acme()?;
         if let Some(kms) = &config.kms {
             self.check_kms(kms)?;
         }

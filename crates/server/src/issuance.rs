@@ -468,6 +468,12 @@ pub async fn create_token(
         .provisioners
         .get(&request.provisioner)
         .ok_or_else(|| ApiError::NotFound(format!("no provisioner {:?}", request.provisioner)))?;
+    if provisioner.acme {
+        return Err(ApiError::Forbidden(format!(
+            "provisioner {:?} does not take bootstrap tokens",
+            provisioner.name
+        )));
+    }
     if request.sans.is_empty() {
         return Err(ApiError::MalformedRequest(
             "a token must name at least one SAN".into(),

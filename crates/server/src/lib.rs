@@ -11,6 +11,7 @@
 //! The server is a function: [`serve`] takes its listeners, its state and a shutdown
 //! future, so tests run it on `127.0.0.1:0`.
 
+pub mod acme;
 pub mod audit_heads;
 pub mod certificate_search;
 pub mod config;

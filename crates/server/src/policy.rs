@@ -94,6 +94,30 @@ pub struct Provisioner {
     pub token_lifetime: time::Duration,
     /// For JWT provisioners: the verifier (JWKS loaded, algorithms pinned).
     pub jwt: Option<std::sync::Arc<crate::jwt::JwtVerifier>>,
+    /// Whether it is an ACME provisioner (its accounts order through `/acme/…`; it
+    /// mints no bootstrap tokens).
+    pub acme: bool,
+    /// ACME: accounts need External Account Binding by one of `eab_keys`.
+    pub require_eab: bool,
+    /// ACME: its External Account Binding keys (loaded by the service's state).
+    pub eab_keys: Vec<EabKey>,
+}
+
+/// An External Account Binding key: its id and HMAC key (never shown by `Debug`).
+#[derive(Clone)]
+pub struct EabKey {
+    /// The key identifier.
+    pub kid: String,
+    /// The HMAC key.
+    pub key: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for EabKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EabKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Provisioner {
@@ -136,6 +160,9 @@ impl Provisioner {
             lineage_max_age: section.lineage_max_age.0,
             token_lifetime: section.token_lifetime.0,
             jwt,
+            acme: section.kind == "acme",
+            require_eab: section.require_eab,
+            eab_keys: Vec::new(),
         })
     }
 

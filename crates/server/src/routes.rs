@@ -44,6 +44,7 @@ pub fn api_router(state: SharedState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .merge(crate::kms_api::router())
+        .merge(crate::acme::router())
         .merge(crate::dashboard::router())
         .fallback(not_found)
         // Larger bodies are rejected by the extractor; handlers turn that rejection into

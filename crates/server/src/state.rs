@@ -162,6 +162,8 @@ pub struct AppState {
     pub metrics_settings: crate::config::MetricsSection,
     /// Sessions of the admin dashboard (`/admin`), in this replica's memory.
     pub dashboard_sessions: crate::dashboard::Sessions,
+    /// ACME challenge validation settings.
+    pub acme: crate::acme::AcmeSettings,
 }
 
 /// SHA-256 of `bytes`.
@@ -288,8 +290,34 @@ impl AppState {
                 .jwt
                 .as_ref()
                 .map(|settings| loaded.resolve(&settings.jwks));
-            let provisioner = Provisioner::from_config_with_jwks(section, jwks.as_deref())
+            let mut provisioner = Provisioner::from_config_with_jwks(section, jwks.as_deref())
                 .map_err(|e| ServerError::Config(format!("provisioners[{index}]: {e}")))?;
+            for (key, eab) in section.eab_keys.iter().enumerate() {
+                let field = format!("provisioners[{index}].eab-keys[{key}].hmac-key-file");
+                let path = loaded.resolve(&eab.hmac_key_file);
+                carimbo_kms::check_private_file(&path)
+                    .map_err(|e| ServerError::Config(format!("{field}: {e}")))?;
+                let text =
+                    zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| {
+                        ServerError::Config(format!("{field}: {}: {e}", path.display()))
+                    })?);
+                let decoded = zeroize::Zeroizing::new(
+                    base64::Engine::decode(
+                        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                        text.trim().trim_end_matches('='),
+                    )
+                    .map_err(|_| ServerError::Config(format!("{field}: not base64url")))?,
+                );
+                if decoded.len() < 32 {
+                    return Err(ServerError::Config(format!(
+                        "{field}: the key must be at least 32 bytes"
+                    )));
+                }
+                provisioner.eab_keys.push(crate::policy::EabKey {
+                    kid: eab.kid.clone(),
+                    key: decoded,
+                });
+            }
             provisioners.insert(provisioner.name.clone(), provisioner);
         }
         let mut admins = Vec::new();
@@ -360,6 +388,8 @@ impl AppState {
             metrics,
             metrics_settings: config.metrics.clone(),
             dashboard_sessions: crate::dashboard::Sessions::default(),
+            acme: crate::acme::AcmeSettings::from_config(&config.acme)
+                .map_err(|e| ServerError::Config(format!("acme: {e}")))?,
             issuers,
             profiles,
             provisioners,

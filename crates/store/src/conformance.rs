@@ -19,10 +19,12 @@ use crate::{
     IssuanceIntent, Lineage, LineageStore, Store, StoreError, TokenStore,
 };
 
+mod acme;
 mod audit_heads;
 mod leases;
 mod revocation;
 
+pub(crate) use acme::*;
 pub(crate) use audit_heads::*;
 pub(crate) use leases::*;
 pub(crate) use revocation::*;
@@ -102,6 +104,11 @@ macro_rules! conformance_tests {
             inventory_rows_move_once_under_their_fence,
             operations_queries_count_expiring_and_find_the_stalest_answer,
             signed_heads_are_append_only_and_listed_by_sequence,
+            acme_accounts_are_unique_per_key_and_deactivation_is_final,
+            an_acme_nonce_is_consumed_once_and_expires,
+            an_acme_order_becomes_ready_when_every_authorization_is_valid,
+            a_failed_challenge_invalidates_its_authorization_and_order,
+            an_acme_account_key_changes_once_and_never_to_a_key_in_use,
         );
         $crate::conformance::conformance_tests!(@multi $fixture;
             concurrent_consumers_of_one_token_have_one_winner,
@@ -109,6 +116,9 @@ macro_rules! conformance_tests {
             concurrent_intents_for_one_serial_have_one_winner,
             concurrent_publishers_get_each_number_once,
             concurrent_acquirers_of_one_lease_have_one_winner,
+            concurrent_consumers_of_one_acme_nonce_have_one_winner,
+            concurrent_finalizers_of_one_order_have_one_winner,
+            concurrent_challenges_of_one_order_make_it_ready,
         );
     };
     (@current $fixture:ty; $($name:ident),* $(,)?) => {

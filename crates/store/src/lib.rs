@@ -6,7 +6,9 @@
 //! (hash-chained audit events, one chain per replica) and [`RevocationStore`]
 //! (revocation in one transaction with its log, blocked keys and OCSP invalidation;
 //! CRL heads and published CRLs; stored OCSP answers, written only while the
-//! certificate's status is still the one they state; OCSP responders) — gathered as
+//! certificate's status is still the one they state; OCSP responders) and
+//! [`AcmeStore`] (ACME accounts, orders, authorizations, challenges and single-use
+//! nonces, changed only by conditional updates) — gathered as
 //! [`Store`] so it can hold one `Arc<dyn Store>`. Handlers never see SQL.
 //!
 //! Each database gets its own implementation with its own migrations rather than one
@@ -100,6 +102,8 @@
 
 mod error;
 mod model;
+
+pub mod acme;
 mod postgres;
 mod sqlite;
 mod traits;
@@ -110,6 +114,10 @@ mod conformance;
 
 pub mod audit;
 
+pub use acme::{
+    AcmeAccount, AcmeAccountStatus, AcmeAuthorization, AcmeAuthorizationStatus, AcmeChallenge,
+    AcmeChallengeStatus, AcmeIdentifier, AcmeOrder, AcmeOrderStatus, AcmeStore, ChallengeOutcome,
+};
 pub use error::StoreError;
 pub use model::{
     BootstrapToken, CertificateFilter, CertificateRecord, CertificateStatus, CrlHead,

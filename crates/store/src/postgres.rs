@@ -53,6 +53,7 @@ use crate::{
     TokenStore,
 };
 
+mod acme;
 mod audit_heads;
 mod grants;
 mod inventory;
@@ -109,6 +110,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "audit heads",
         include_str!("../../../migrations/postgres/0008_audit_heads.sql"),
+    ),
+    (
+        9,
+        "acme",
+        include_str!("../../../migrations/postgres/0009_acme.sql"),
     ),
     (
         10,

@@ -75,6 +75,11 @@ pub(crate) const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../../migrations/sqlite/0008_audit_heads.sql"),
     ),
     (
+        9,
+        "acme",
+        include_str!("../../../migrations/sqlite/0009_acme.sql"),
+    ),
+    (
         10,
         "ocsp floors",
         include_str!("../../../migrations/sqlite/0010_ocsp_floors.sql"),
@@ -801,6 +806,7 @@ impl AuditStore for SqliteStore {
     }
 }
 
+mod acme;
 mod audit_heads;
 mod grants;
 mod inventory;

@@ -541,6 +541,7 @@ pub trait Store:
     + KmsGrantStore
     + KmsInventoryStore
     + OperationsStore
+    + crate::AcmeStore
     + carimbo_kms::KeyringStore
 {
 }
@@ -555,6 +556,7 @@ impl<
         + KmsGrantStore
         + KmsInventoryStore
         + OperationsStore
+        + crate::AcmeStore
         + carimbo_kms::KeyringStore,
 > Store for T
 {
