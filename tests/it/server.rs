@@ -152,7 +152,7 @@ name = "k8s"
 type = "jwt"
 profiles = ["workload"]
 sans = ["uri:spiffe://lab.example.com/ns/*/sa/*"]
-max-ttl = "12h"
+max-ttl = "6h"
 [provisioners.jwt]
 jwks = "jwks.json"
 issuer = "https://kubernetes.default.svc"
@@ -1625,6 +1625,18 @@ fn a_kubernetes_service_account_token_gets_its_spiffe_id_and_nothing_else() {
     ));
     let record: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(record["sans"], json!([format!("uri:{id}")]));
+    // No lifetime asked: the profile's default (12 h) bounded by the provisioner's
+    // max-ttl (6 h), counted from now (notBefore is backdated).
+    let not_after = time::OffsetDateTime::parse(
+        record["not_after"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap();
+    let lifetime = not_after - time::OffsetDateTime::now_utc();
+    assert!(
+        lifetime <= time::Duration::hours(6) && lifetime > time::Duration::hours(5),
+        "{record}"
+    );
 
     let refused = |token: String, csr: &str, status: u16, code: &str| {
         let (got, reply) = ca.issue(&token, csr, "workload", None);

@@ -328,10 +328,18 @@ async fn issue_inner(
         )));
     }
     let issuer: Arc<Issuer> = Arc::clone(state.issuer_for(request.profile, now)?);
-    let ttl = request
-        .ttl
-        .or(caller.bound_ttl.map(|b| b.min(profile.default_ttl)))
-        .map(|t| t.min(provisioner.max_ttl));
+    // Without a requested lifetime: the profile's default, within the credential's and
+    // the provisioner's bounds (a JWT carries none of its own).
+    let ttl = Some(
+        request
+            .ttl
+            .unwrap_or_else(|| {
+                caller
+                    .bound_ttl
+                    .map_or(profile.default_ttl, |b| b.min(profile.default_ttl))
+            })
+            .min(provisioner.max_ttl),
+    );
     let (not_before, not_after) = profile.validity(now, ttl, issuer.info.not_after())?;
 
     if new_lineage {
