@@ -1514,8 +1514,9 @@ async fn finalize(
             CertificateRequest {
                 csr,
                 profile: directory.profile,
-                // The profile's default lifetime, bounded by the provisioner's.
-                ttl: Some(profile.default_ttl.min(directory.provisioner_of(&account)?.max_ttl)),
+                // The profile's default lifetime, bounded by the provisioner's (done by
+                // the issuance path for every request without a lifetime).
+                ttl: None,
             },
             true,
         )
